@@ -1,0 +1,169 @@
+"""params.yaml, loaded into validated dataclasses.
+
+params.yaml is the single source of truth for every knob (DESIGN.md, convention 2). Each section is a
+dataclass; :func:`build` turns a plain dict into it and fails at once on an unknown or misspelt key, a
+wrong type or an out-of-range value, with a :class:`~benchmark.errors.ConfigError` that names the key,
+the value and what is allowed. Range and choice constraints live in each field's metadata:
+
+* ``choices=(...)``: the value must be one of these;
+* ``range=(lo, hi, "[]")``: a number between ``lo`` and ``hi``; the brackets say which ends are
+  included (``"()"`` open, ``"[]"`` closed, ``"[)"``, ``"(]"``); ``None`` leaves an end unbounded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from benchmark.errors import ConfigError
+
+
+def _num(default: float, lo: float | None, hi: float | None, ends: str = "[]", **kw: Any) -> Any:
+    return field(default=default, metadata={"range": (lo, hi, ends), **kw})
+
+
+def _choice(default: str, *choices: str) -> Any:
+    return field(default=default, metadata={"choices": choices})
+
+
+@dataclass(frozen=True)
+class SyntheticConfig:
+    """The embedded synthetic face generator (benchmark/data/synthetic.py)."""
+
+    identities: int = _num(300, 4, 100_000)
+    images_per_identity: int = _num(12, 1, 1000)
+    video_frames: int = _num(16, 4, 1000)
+    difficulty: float = _num(0.7, 0.0, 3.0)
+
+
+@dataclass(frozen=True)
+class ProtocolConfig:
+    """How the protocol builder splits a dataset (benchmark/data/protocol.py)."""
+
+    test_fraction: float = _num(0.33, 0.0, 1.0, "()")
+    val_fraction: float = _num(0.1, 0.0, 0.5, "[)")
+    label_fraction: float = _num(0.25, 0.0, 1.0, "(]")
+    institutions: int = _num(4, 1, 64)
+    partition: str = _choice("disjoint", "disjoint", "dirichlet")
+    dirichlet_alpha: float = _num(0.5, 0.0, None, "(]")
+    folds: int = _num(10, 2, 100)
+    pairs_per_fold: int = _num(300, 1, 100_000)
+    unknown_fraction: float = _num(0.2, 0.0, 1.0, "[)")
+    gallery_per_identity: int = _num(1, 1, 100)
+
+
+@dataclass(frozen=True)
+class EigenfacesConfig:
+    """The eigenfaces (PCA + cosine) baseline."""
+
+    components: int = _num(64, 1, 4096)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """The ``data`` stage: where faces come from and how the protocol is built."""
+
+    source: str = _choice("synthetic", "synthetic", "folder", "lfw")
+    path: str = "data"
+    pairs_file: str = "pairs.txt"
+    image_size: int = _num(64, 16, 512)
+    detect: str = _choice("auto", "auto", "always", "never")
+    min_face_confidence: float = _num(0.9, 0.0, 1.0)
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
+    eigenfaces: EigenfacesConfig = field(default_factory=EigenfacesConfig)
+
+
+@dataclass(frozen=True)
+class PathsConfig:
+    """Where stages write, relative to the repository root."""
+
+    artifacts: str = "artifacts"
+    reports: str = "reports"
+
+
+@dataclass(frozen=True)
+class Params:
+    """The whole params.yaml."""
+
+    seed: int = _num(0, 0, 2**31 - 1)
+    device: str = _choice("auto", "auto", "cpu", "cuda")
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+
+
+def build(cls: type, raw: Any, where: str = "") -> Any:
+    """Build dataclass ``cls`` from ``raw`` (a dict), validating every key; missing keys take defaults."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where or 'params'}: expected a mapping of keys, got {type(raw).__name__} {raw!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    unknown = [k for k in raw if k not in fields]
+    if unknown:
+        key = unknown[0]
+        close = difflib.get_close_matches(str(key), fields, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise ConfigError(
+            f"unknown key '{_join(where, key)}'{hint}; allowed keys in '{where or 'params'}': {', '.join(fields)}"
+        )
+    values = {name: _value(hints[name], f, raw[name], _join(where, name)) for name, f in fields.items() if name in raw}
+    return cls(**values)
+
+
+def _join(where: str, key: Any) -> str:
+    return f"{where}.{key}" if where else str(key)
+
+
+def _value(hint: Any, f: dataclasses.Field, value: Any, key: str) -> Any:
+    if dataclasses.is_dataclass(hint):
+        return build(hint, value, key)
+    kind = _plain_type(hint)
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+        raise ConfigError(f"'{key}' must be {kind.__name__}, got {type(value).__name__} {value!r}")
+    choices = f.metadata.get("choices")
+    if choices and value not in choices:
+        raise ConfigError(f"'{key}' = {value!r} is not allowed; choose one of: {', '.join(map(repr, choices))}")
+    if "range" in f.metadata and not _in_range(value, *f.metadata["range"]):
+        raise ConfigError(f"'{key}' = {value!r} is out of range; allowed: {_describe_range(*f.metadata['range'])}")
+    return value
+
+
+def _plain_type(hint: Any) -> type:
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        raise TypeError(f"config fields must have one plain type, got {hint}")
+    return hint
+
+
+def _in_range(value: float, lo: float | None, hi: float | None, ends: str) -> bool:
+    above = lo is None or (value >= lo if ends[0] == "[" else value > lo)
+    below = hi is None or (value <= hi if ends[1] == "]" else value < hi)
+    return above and below
+
+
+def _describe_range(lo: float | None, hi: float | None, ends: str) -> str:
+    left = "-inf" if lo is None else f"{lo}"
+    right = "inf" if hi is None else f"{hi}"
+    return f"{ends[0] if lo is not None else '('}{left}, {right}{ends[1] if hi is not None else ')'}"
+
+
+def load(path: str | Path = "params.yaml") -> Params:
+    """Read and validate params.yaml."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"params file '{p}' does not exist (expected params.yaml at the repository root)")
+    raw = yaml.safe_load(p.read_text()) or {}
+    return build(Params, raw)
+
+
+def as_dict(obj: Any) -> dict:
+    """A config dataclass as a plain nested dict (for manifests and notebook parameters)."""
+    return dataclasses.asdict(obj)

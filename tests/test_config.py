@@ -1,0 +1,54 @@
+"""params.yaml validation: every bad value fails at once with the key, the value and what is allowed."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from benchmark import config
+from benchmark.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_repository_params_yaml_loads_and_matches_dataclass_defaults():
+    params = config.load(ROOT / "params.yaml")
+    assert params == config.Params()
+
+
+@pytest.mark.parametrize(
+    "raw, fragments",
+    [
+        ({"data": {"sorce": "folder"}}, ["unknown key 'data.sorce'", "did you mean 'source'", "allowed keys"]),
+        ({"bogus": 1}, ["unknown key 'bogus'", "seed"]),
+        ({"data": {"protocol": {"label_fraction": 0.0}}}, ["'data.protocol.label_fraction' = 0.0", "(0.0, 1.0]"]),
+        ({"data": {"protocol": {"label_fraction": 1.5}}}, ["out of range"]),
+        ({"data": {"source": "s3"}}, ["'data.source' = 's3'", "'synthetic', 'folder', 'lfw'"]),
+        ({"data": {"image_size": "64"}}, ["'data.image_size' must be int", "str '64'"]),
+        ({"data": {"image_size": 64.5}}, ["'data.image_size' must be int"]),
+        ({"seed": True}, ["'seed' must be int", "bool"]),
+        ({"data": {"synthetic": 3}}, ["data.synthetic: expected a mapping"]),
+    ],
+)
+def test_bad_values_name_key_value_and_allowed(raw, fragments):
+    with pytest.raises(ConfigError) as err:
+        config.build(config.Params, raw)
+    for fragment in fragments:
+        assert fragment in str(err.value)
+
+
+def test_int_is_accepted_where_float_expected():
+    params = config.build(config.Params, {"data": {"synthetic": {"difficulty": 1}}})
+    assert params.data.synthetic.difficulty == 1.0 and isinstance(params.data.synthetic.difficulty, float)
+
+
+def test_missing_params_file_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        config.load(tmp_path / "params.yaml")
+
+
+def test_load_reads_overrides(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump({"seed": 7, "data": {"protocol": {"folds": 5}}}))
+    params = config.load(path)
+    assert params.seed == 7 and params.data.protocol.folds == 5 and params.data.protocol.pairs_per_fold == 300
