@@ -20,6 +20,15 @@ SUPPORTED_SUFFIXES = (".pgm", ".png", ".jpg", ".jpeg", ".gif")
 _ALLOWED = ", ".join(SUPPORTED_SUFFIXES)
 
 
+class ImageReadError(DataError):
+    """One file cannot be used as an image. ``path`` and ``reason`` are kept apart for manifests."""
+
+    def __init__(self, path: str | os.PathLike, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+
 def is_supported(path: str | os.PathLike) -> bool:
     """True when the file name ends in one of :data:`SUPPORTED_SUFFIXES` (case-insensitive)."""
     return Path(path).suffix.lower() in SUPPORTED_SUFFIXES
@@ -30,23 +39,24 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
 
     Accepts PGM, PNG, JPEG and GIF (the suffix decides; see :data:`SUPPORTED_SUFFIXES`).
     Grayscale images are replicated to 3 channels; 16-bit images are scaled to 8 bits
-    (value / 257); transparency is composited onto white; a GIF gives its first frame; the
-    EXIF orientation is applied, so a phone photo stored sideways comes back upright.
+    (value / 257, unless every value already fits in 8 bits); transparency is composited onto
+    white; a GIF gives its first frame; the EXIF orientation is applied, so a phone photo stored
+    sideways comes back upright.
     The whole file is decoded here (PIL's ``load()``), so a truncated file fails here, not later.
 
     Returns: uint8 array, shape (H, W, 3), RGB.
-    Raises: DataError naming the file and the reason: unsupported file type, cannot read,
-        or corrupt/truncated image.
+    Raises: ImageReadError (a DataError) naming the file and the reason: unsupported file type,
+        cannot read, or corrupt/truncated image.
     """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         shown = f"'{path.suffix}'" if path.suffix else "(no suffix)"
-        raise _error(path, f"unsupported file type {shown} (allowed: {_ALLOWED})")
+        raise ImageReadError(path, f"unsupported file type {shown} (allowed: {_ALLOWED})")
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise _error(path, f"cannot read: {exc.strerror or exc}") from exc
+        raise ImageReadError(path, f"cannot read: {exc.strerror or exc}") from exc
     try:
         with Image.open(io.BytesIO(data)) as img:
             img.load()
@@ -54,9 +64,9 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
             rgb = _to_rgb(img)
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
         # UnidentifiedImageError (not an image at all) is an OSError.
-        raise _error(path, f"corrupt or truncated image: {exc}") from exc
+        raise ImageReadError(path, f"corrupt or truncated image: {exc}") from exc
     if rgb.shape[0] == 0 or rgb.shape[1] == 0:
-        raise _error(path, "corrupt or truncated image: zero width or height")
+        raise ImageReadError(path, "corrupt or truncated image: zero width or height")
     return rgb
 
 
@@ -71,10 +81,6 @@ def _to_rgb(img: Image.Image) -> np.ndarray:
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         img = Image.alpha_composite(background, rgba)
     return np.ascontiguousarray(np.asarray(img.convert("RGB"), dtype=np.uint8))
-
-
-def _error(path: Path, reason: str) -> DataError:
-    return DataError(f"{path}: {reason}")
 
 
 def center_square(img: np.ndarray) -> np.ndarray:

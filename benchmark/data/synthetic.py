@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from benchmark.data import render
 from benchmark.data.faceset import FaceSet
 
-# name, centre, half-range: value = centre + z * half-range, z ~ N(0, 0.5) clipped to [-1, 1].
+# name, centre, half-range: value = centre + z * half-range, z ~ N(0, 0.6) clipped to [-1, 1].
 IDENTITY_PARAMS: tuple[tuple[str, float, float], ...] = (
     ("face_width", 0.50, 0.07),
     ("face_height", 0.66, 0.07),
@@ -89,7 +89,7 @@ NUISANCE_FIELDS = tuple(f.name for f in fields(Nuisance))
 
 def sample_identity(rng: np.random.Generator) -> np.ndarray:
     """One identity: float32 (len(IDENTITY_PARAMS),) of parameter values."""
-    z = np.clip(rng.normal(0.0, 0.5, len(IDENTITY_PARAMS)), -1.0, 1.0)
+    z = np.clip(rng.normal(0.0, 0.6, len(IDENTITY_PARAMS)), -1.0, 1.0)
     centre = np.array([c for _, c, _ in IDENTITY_PARAMS])
     half = np.array([h for _, _, h in IDENTITY_PARAMS])
     return (centre + z * half).astype(np.float32)

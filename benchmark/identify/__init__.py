@@ -1,0 +1,1 @@
+"""Identification from a face video: frame quality, video reading, identity database, pipeline."""

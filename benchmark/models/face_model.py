@@ -1,0 +1,113 @@
+"""The face recognizer every variant trains and every consumer (evaluation, attacks, identification) uses.
+
+A :class:`FaceModel` owns, in order:
+
+1. input normalization: images are float32 NCHW in [0, 1] (DESIGN.md, convention 8) and the model
+   subtracts ``mean`` and divides by ``std`` itself (buffers, default 0.5 / 0.5, i.e. the
+   ``(x - 127.5) / 128``-style scaling of insightface's ArcFace training, Deng et al. 2019);
+2. a backbone from :data:`~benchmark.models.registry.BACKBONES`, mapping (N, 3, H, W) to (N, F);
+3. the embedding layer: Linear(F, D) + BatchNorm1d(D), the "fully connected layer" that gives the face
+   feature vector (patent CN112364828B, claim 1), D = ``embedding_dim`` (default 128).
+
+``forward`` returns the raw (N, D) embedding that the training heads consume; :meth:`FaceModel.embed`
+returns it L2-normalized, the only form used for matching (cosine similarity).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from benchmark.models.registry import create_backbone
+
+DEFAULT_MEAN = (0.5, 0.5, 0.5)
+DEFAULT_STD = (0.5, 0.5, 0.5)
+
+
+def to_float_nchw(images: np.ndarray) -> torch.Tensor:
+    """uint8 (N, H, W, 3) RGB -> float32 (N, 3, H, W) in [0, 1], without a per-image Python loop."""
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(f"images must be uint8 (N, H, W, 3), got {images.dtype} {images.shape}")
+    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+class FaceModel(nn.Module):
+    """Normalization + backbone + embedding layer.
+
+    backbone:        a name registered in BACKBONES ("ae_encoder", "resnet18", "mobilenetv3_small_100").
+    backbone_kwargs: keyword arguments for that backbone's factory (e.g. ``image_size``, ``channels``);
+                     every backbone exposes ``num_features`` (F) and ``config`` (all its arguments,
+                     defaults included), which is what the model records.
+    embedding_dim:   D, the length of the face feature vector.
+    mean, std:       per-channel input normalization, applied inside the model.
+
+    Attributes ``embedding_dim`` (int) and ``model_id`` (a stable string naming the architecture and its
+    configuration) identify which embeddings a vector database may be matched against.
+    """
+
+    def __init__(
+        self,
+        backbone: str,
+        backbone_kwargs: dict[str, Any] | None = None,
+        embedding_dim: int = 128,
+        mean: tuple[float, float, float] = DEFAULT_MEAN,
+        std: tuple[float, float, float] = DEFAULT_STD,
+    ) -> None:
+        super().__init__()
+        if embedding_dim < 1:
+            raise ValueError(f"embedding_dim must be a positive integer, got {embedding_dim}")
+        self.backbone_name = backbone
+        self.embedding_dim = int(embedding_dim)
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
+        self.backbone = create_backbone(backbone, **(backbone_kwargs or {}))
+        self.backbone_kwargs = dict(self.backbone.config)
+        self.neck = nn.Sequential(
+            nn.Linear(self.backbone.num_features, self.embedding_dim, bias=False), nn.BatchNorm1d(self.embedding_dim)
+        )
+
+    @property
+    def model_id(self) -> str:
+        """E.g. ``ae_encoder(channels=32-64-128,image_size=64,kernel_size=5)+emb128``: arch and config, stable."""
+        kw = ",".join(f"{k}={_text(self.backbone_kwargs[k])}" for k in sorted(self.backbone_kwargs))
+        return f"{self.backbone_name}({kw})+emb{self.embedding_dim}"
+
+    def config(self) -> dict[str, Any]:
+        """The constructor arguments, enough to rebuild the model (see ``checkpoint.load_model``)."""
+        return {
+            "backbone": self.backbone_name,
+            "backbone_kwargs": dict(self.backbone_kwargs),
+            "embedding_dim": self.embedding_dim,
+            "mean": tuple(self.mean.flatten().tolist()),
+            "std": tuple(self.std.flatten().tolist()),
+        }
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) in [0, 1] -> normalized backbone input of the same shape."""
+        return (x - self.mean) / self.std
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) float32 in [0, 1] -> raw embedding (N, D), for training heads."""
+        return self.neck(self.backbone(self.normalize(x)))
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) float32 in [0, 1] -> L2-normalized embedding (N, D)."""
+        return F.normalize(self.forward(x), dim=1)
+
+
+def _text(value: Any) -> str:
+    """A config value as text; sequences as ``a-b-c`` so lists (YAML) and tuples (code) read the same."""
+    if isinstance(value, (list, tuple)):
+        return "-".join(_text(v) for v in value)
+    return str(value)
+
+
+def build_face_model(backbone: str, seed: int = 0, embedding_dim: int = 128, **backbone_kwargs: Any) -> FaceModel:
+    """A :class:`FaceModel` whose initial weights depend only on ``seed`` (the global RNG is left as it was)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return FaceModel(backbone, backbone_kwargs, embedding_dim)

@@ -1,0 +1,1 @@
+"""Training: one plain loop for every variant, its convergence rule, and a bare-PyTorch reference loop."""

@@ -1,0 +1,140 @@
+"""What every training loop shares: its configuration, batches, identity classes, optimizer and schedule.
+
+Batches are drawn from uint8 (N, H, W, 3) arrays by index and converted on the fly to float32 NCHW in
+[0, 1] (one ``torch.from_numpy`` + ``permute`` + ``/ 255`` per batch, no per-image Python loop), with a
+random horizontal flip as augmentation. Sampling and flips come from one ``numpy`` generator seeded by
+``TrainConfig.seed``, so a run is deterministic on the CPU.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from benchmark.models.autoencoder import check_g
+from benchmark.models.face_model import to_float_nchw
+
+OPTIMIZERS = ("adamw", "sgd")
+SCHEDULES = ("cosine", "step")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Knobs of a training run (defaults fit the 3-minute budget on 2 CPU cores with the default data).
+
+    max_epochs:   cap on epochs; training stops earlier once every tracked loss has converged.
+    batch_size:   images per step (per stream: a semi-supervised step takes this many labelled and
+                  this many unlabelled images).
+    optimizer:    "adamw" (decoupled weight decay, Loshchilov & Hutter 2019) or "sgd" (momentum 0.9, Nesterov).
+    lr:           peak learning rate; weight_decay: decoupled (AdamW) or L2 (SGD) weight decay.
+    schedule:     "cosine" (per step, from lr to 0 over max_epochs) or "step" (x0.1 at 50% and 75% of max_epochs).
+    patience, min_delta: the plateau rule of :mod:`benchmark.train.convergence`, on the validation curves.
+    g:            weight of LossA in Loss = g * LossA + (1 - g) * LossB, in (0.5, 1) (semi-supervised only).
+    flip:         random horizontal flips (probability 0.5) as augmentation.
+    seed:         seeds sampling, flips and torch's RNG.
+    threads:      torch.set_num_threads for the run; 0 leaves the current setting.
+    progress:     show a tqdm bar (one tick per epoch, losses in its postfix).
+    """
+
+    max_epochs: int = 30
+    batch_size: int = 64
+    optimizer: str = "adamw"
+    lr: float = 2e-3
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"
+    patience: int = 4
+    min_delta: float = 0.01
+    g: float = 0.75
+    flip: bool = True
+    seed: int = 0
+    threads: int = 0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.max_epochs < 1 or self.batch_size < 2:
+            raise ValueError(f"max_epochs must be >= 1 and batch_size >= 2, got {self.max_epochs}, {self.batch_size}")
+        if self.optimizer not in OPTIMIZERS or self.schedule not in SCHEDULES:
+            raise ValueError(
+                f"optimizer {self.optimizer!r} / schedule {self.schedule!r} not allowed; "
+                f"choose optimizer from {OPTIMIZERS} and schedule from {SCHEDULES}"
+            )
+        if not (self.lr > 0 and self.weight_decay >= 0 and self.threads >= 0):
+            raise ValueError(f"need lr > 0, weight_decay >= 0, threads >= 0; got {self.lr}, {self.weight_decay}, {self.threads}")
+        check_g(self.g)
+
+
+class BatchStream:
+    """Endless batches of ``batch_size`` indices from ``indices``, reshuffled after every pass.
+
+    Every batch is full (a pass that does not divide evenly continues into the next permutation), so
+    BatchNorm never sees a batch of one.
+    """
+
+    def __init__(self, indices: np.ndarray, batch_size: int, rng: np.random.Generator) -> None:
+        if len(indices) == 0:
+            raise ValueError("cannot draw batches from an empty index array")
+        self.indices = np.asarray(indices, np.int64)
+        self.batch_size = batch_size
+        self.rng = rng
+        self._order = np.empty(0, np.int64)
+
+    def next(self) -> np.ndarray:
+        while len(self._order) < self.batch_size:
+            self._order = np.concatenate([self._order, self.rng.permutation(self.indices)])
+        batch, self._order = self._order[: self.batch_size], self._order[self.batch_size :]
+        return batch
+
+
+def load_batch(images: np.ndarray, idx: np.ndarray, rng: np.random.Generator | None, device: torch.device) -> torch.Tensor:
+    """uint8 images[idx] -> float32 (B, 3, H, W) in [0, 1] on ``device``; flips half at random when ``rng``."""
+    x = to_float_nchw(images[idx])
+    if rng is not None:
+        flip = torch.from_numpy(rng.random(len(idx)) < 0.5)
+        x[flip] = x[flip].flip(3)
+    return x.to(device, non_blocking=True)
+
+
+class IdentityClasses:
+    """Maps identity labels (any ints) of the labelled images to head classes 0..C-1."""
+
+    def __init__(self, labels: np.ndarray) -> None:
+        self.classes = np.unique(labels)
+
+    def __len__(self) -> int:
+        return len(self.classes)
+
+    def known(self, labels: np.ndarray) -> np.ndarray:
+        """Boolean mask of the labels that have a class."""
+        return np.isin(labels, self.classes)
+
+    def targets(self, labels: np.ndarray, device: torch.device) -> torch.Tensor:
+        """int64 (B,) class indices of known ``labels``."""
+        return torch.from_numpy(np.searchsorted(self.classes, labels)).to(device)
+
+    def check(self, num_classes: int) -> None:
+        if num_classes != len(self.classes):
+            raise ValueError(
+                f"the head has {num_classes} classes but the labelled images hold {len(self.classes)} identities; "
+                f"build it with num_classes={len(self.classes)}"
+            )
+
+
+def make_optimizer(params: list[torch.nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay)
+
+
+def make_schedule(opt: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Per-step learning-rate factor: cosine from 1 to 0 over max_epochs, or x0.1 at 50% and 75% of them."""
+    total = cfg.max_epochs * steps_per_epoch
+
+    def factor(step: int) -> float:
+        if cfg.schedule == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
+        return 0.1 ** ((step >= total // 2) + (step >= 3 * total // 4))
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, factor)

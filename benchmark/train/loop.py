@@ -1,0 +1,236 @@
+"""The training loop shared by every variant: supervised (any backbone + head) and semi-supervised
+(patent CN112364828B: Loss = g * LossA + (1 - g) * LossB).
+
+Both take uint8 (N, H, W, 3) images, integer identity labels (N,) and index arrays from the protocol
+(:mod:`benchmark.data.protocol`); batches are converted on the fly (:mod:`benchmark.train.common`).
+After every epoch each tracked loss is measured on the validation slice (eval mode, no augmentation)
+and the plateau rule (:mod:`benchmark.train.convergence`) is applied: training ends when every tracked
+loss has converged (LossA; LossA and LossB for the semi-supervised model, claim 2), or at ``max_epochs``.
+
+The returned history holds, for every loss, the per-epoch mean over training steps and the validation
+value (``curves[name]["train" | "val"]``, epoch 1 first), ``converged_at`` (1-based epoch or None),
+``epochs``, ``seconds`` (wall clock, validation included), ``train_seconds`` and ``images_per_second``
+(images through the network per second of training steps, the figure :mod:`benchmark.train.bare`
+compares with a bare PyTorch loop), and for the semi-supervised model the per-epoch
+:func:`~benchmark.models.autoencoder.collapse_stats` of the validation images (``collapse``).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from benchmark.models.autoencoder import SemiSupervisedAE, collapse_stats, combine
+from benchmark.models.face_model import FaceModel
+from benchmark.models.heads import Head
+from benchmark.train.common import (
+    BatchStream,
+    IdentityClasses,
+    TrainConfig,
+    load_batch,
+    make_optimizer,
+    make_schedule,
+)
+from benchmark.train.convergence import all_converged
+
+StepFn = Callable[[], tuple[torch.Tensor, dict[str, float]]]
+ValFn = Callable[[], dict[str, float]]
+
+
+def fit(
+    modules: list[nn.Module],
+    step: StepFn,
+    validate: ValFn,
+    steps_per_epoch: int,
+    images_per_step: int,
+    cfg: TrainConfig,
+    tracked: tuple[str, ...],
+    desc: str,
+) -> dict:
+    """Run epochs of ``step`` (returns the loss to minimise and the losses to log) until every loss in
+    ``tracked`` has converged on ``validate``'s values, or ``max_epochs``; returns the history and
+    leaves ``modules`` in eval mode. The progress bar's postfix shows each tracked loss as train/val."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    params = [p for m in modules for p in m.parameters() if p.requires_grad]
+    opt = make_optimizer(params, cfg)
+    schedule = make_schedule(opt, cfg, steps_per_epoch)
+    curves: dict[str, dict[str, list[float]]] = {}
+    converged: dict[str, int | None] = {name: None for name in tracked}
+    start, train_seconds, epoch = time.perf_counter(), 0.0, 0
+    bar = tqdm(total=cfg.max_epochs, desc=desc, unit="epoch", disable=not cfg.progress)
+    while epoch < cfg.max_epochs and not all(converged.values()):
+        epoch += 1
+        for m in modules:
+            m.train()
+        sums: dict[str, float] = {}
+        tick = time.perf_counter()
+        for _ in range(steps_per_epoch):
+            loss, logged = step()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            schedule.step()
+            for k, v in logged.items():
+                sums[k] = sums.get(k, 0.0) + v
+        train_seconds += time.perf_counter() - tick
+        for m in modules:
+            m.eval()
+        with torch.no_grad():
+            val = validate()
+        for k, v in sums.items():
+            curve = curves.setdefault(k, {"train": [], "val": []})
+            curve["train"].append(v / steps_per_epoch)
+            curve["val"].append(val[k])
+        converged = all_converged({k: curves[k]["val"] for k in tracked}, cfg.patience, cfg.min_delta)
+        bar.update(1)
+        bar.set_postfix({k: f"{curves[k]['train'][-1]:.3f}/{val[k]:.3f}" for k in tracked})
+    bar.close()
+    for m in modules:
+        m.eval()
+    return {
+        "epochs": epoch,
+        "curves": curves,
+        "converged_at": converged,
+        "stopped": "converged" if all(converged.values()) else "max_epochs",
+        "seconds": time.perf_counter() - start,
+        "train_seconds": train_seconds,
+        "images_per_second": epoch * steps_per_epoch * images_per_step / max(train_seconds, 1e-9),
+    }
+
+
+def _device(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def _val_slices(n: int, size: int = 256) -> list[slice]:
+    return [slice(i, i + size) for i in range(0, n, size)]
+
+
+def _known_val(classes: IdentityClasses, labels: np.ndarray, val: np.ndarray) -> np.ndarray:
+    """Mask of the validation images whose identity has a class; the plateau rule needs at least one."""
+    known = classes.known(labels[val])
+    if not known.any():
+        raise ValueError(
+            f"the validation slice ({len(val)} images) holds no image of a labelled identity: "
+            "the convergence rule needs a held-out LossA (raise data.protocol.val_fraction)"
+        )
+    return known
+
+
+def _mean(pairs: list[tuple[float, int]]) -> float:
+    total = sum(n for _, n in pairs)
+    return sum(v * n for v, n in pairs) / total if total else float("nan")
+
+
+def train_supervised(
+    model: FaceModel, head: Head, images: np.ndarray, labels: np.ndarray, train: np.ndarray, val: np.ndarray, cfg: TrainConfig
+) -> dict:
+    """Train ``model`` and ``head`` with cross-entropy on the head's margin logits (LossA) on ``train``.
+
+    images: uint8 (N, H, W, 3); labels: int (N,); train, val: int index arrays into them. The head's
+    ``num_classes`` must equal the number of identities in ``train``; validation images of other
+    identities are left out of the validation LossA. Returns the history (module docstring).
+    """
+    classes = IdentityClasses(labels[train])
+    classes.check(head.num_classes)
+    val = val[_known_val(classes, labels, val)]
+    device = _device(model)
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    stream = BatchStream(train, cfg.batch_size, rng)
+
+    def step() -> tuple[torch.Tensor, dict[str, float]]:
+        idx = stream.next()
+        y = classes.targets(labels[idx], device)
+        loss = F.cross_entropy(head(model(load_batch(images, idx, rng if cfg.flip else None, device)), y), y)
+        return loss, {"loss_a": loss.item()}
+
+    def validate() -> dict[str, float]:
+        out = []
+        for part in _val_slices(len(val)):
+            idx = val[part]
+            y = classes.targets(labels[idx], device)
+            out.append((F.cross_entropy(head(model(load_batch(images, idx, None, device)), y), y).item(), len(idx)))
+        return {"loss_a": _mean(out)}
+
+    steps = -(-len(train) // cfg.batch_size)
+    return fit([model, head], step, validate, steps, cfg.batch_size, cfg, ("loss_a",), f"supervised {model.backbone_name}")
+
+
+def train_semisupervised(
+    model: SemiSupervisedAE,
+    head: Head,
+    images: np.ndarray,
+    labels: np.ndarray,
+    labelled: np.ndarray,
+    unlabelled: np.ndarray,
+    val: np.ndarray,
+    cfg: TrainConfig,
+) -> dict:
+    """Train the patent's model: each step takes ``batch_size`` labelled images (LossA through the fully
+    connected layer and ``head``) and ``batch_size`` unlabelled ones (LossB = Loss1 + Loss2 + Loss3) in one
+    encoder pass, and minimises g * LossA + (1 - g) * LossB. An epoch is one pass over the larger of the
+    two sets. With no unlabelled images (label_fraction 1.0) LossB uses the labelled images, labels unused.
+
+    Validation: LossA on the ``val`` images of labelled identities, LossB on all ``val`` images.
+    Returns the history (module docstring), with curves for loss, loss_a, loss_b and loss1-3.
+    """
+    classes = IdentityClasses(labels[labelled])
+    classes.check(head.num_classes)
+    if len(unlabelled) == 0:
+        unlabelled = labelled
+    known_val = _known_val(classes, labels, val)
+    device = _device(model)
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    lab, unl = BatchStream(labelled, cfg.batch_size, rng), BatchStream(unlabelled, cfg.batch_size, rng)
+    n = cfg.batch_size
+    collapse: dict[str, list[float]] = {}
+
+    def losses(x: torch.Tensor, y: torch.Tensor, sup: torch.Tensor) -> dict[str, torch.Tensor]:
+        downs = model.encode(x)
+        loss_a = F.cross_entropy(head(model.embedding(downs[2][sup]), y), y)
+        parts = model.skip_losses(tuple(d[~sup] for d in downs))
+        loss_b = parts[0] + parts[1] + parts[2]
+        return {"loss": combine(loss_a, loss_b, cfg.g), "loss_a": loss_a, "loss_b": loss_b,
+                "loss1": parts[0], "loss2": parts[1], "loss3": parts[2]}
+
+    def step() -> tuple[torch.Tensor, dict[str, float]]:
+        il, iu = lab.next(), unl.next()
+        flip = rng if cfg.flip else None
+        x = torch.cat([load_batch(images, il, flip, device), load_batch(images, iu, flip, device)])
+        sup = torch.arange(2 * n, device=device) < n
+        out = losses(x, classes.targets(labels[il], device), sup)
+        return out["loss"], {k: v.item() for k, v in out.items()}
+
+    def validate() -> dict[str, float]:
+        sums: dict[str, list[tuple[float, int]]] = {}
+        for part in _val_slices(len(val)):
+            idx, known = val[part], known_val[part]
+            x = load_batch(images, idx, None, device)
+            downs = model.encode(x)
+            parts = model.skip_losses(downs)
+            for k, v in zip(("loss1", "loss2", "loss3"), parts):
+                sums.setdefault(k, []).append((v.item(), len(idx)))
+            sums.setdefault("loss_b", []).append((sum(p.item() for p in parts), len(idx)))
+            if known.any():
+                y = classes.targets(labels[idx[known]], device)
+                loss_a = F.cross_entropy(head(model.embedding(downs[2][torch.from_numpy(known)]), y), y)
+                sums.setdefault("loss_a", []).append((loss_a.item(), int(known.sum())))
+        out = {k: _mean(v) for k, v in sums.items()}
+        out["loss"] = cfg.g * out["loss_a"] + (1 - cfg.g) * out["loss_b"]
+        for k, v in collapse_stats(model, load_batch(images, val[:256], None, device)).items():
+            collapse.setdefault(k, []).append(v)
+        return out
+
+    steps = -(-max(len(labelled), len(unlabelled)) // n)
+    history = fit([model, head], step, validate, steps, 2 * n, cfg, ("loss_a", "loss_b"), "semi-supervised")
+    history["collapse"] = collapse
+    return history

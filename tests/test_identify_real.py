@@ -1,0 +1,79 @@
+"""Real data: enrol the people in ../shared/data/real/photos and the clip's reference stills, then
+identify the person in short_hamilton_clip.mp4 (Lin-Manuel Miranda; see videos/SOURCE.txt).
+
+No trained model exists at this point, so the embedder is a documented non-learned baseline:
+normalized cross-correlation of the aligned face crop, i.e. the grey 64 x 64 MTCNN crop with its
+mean removed, L2-normalized (cosine of two such vectors = the crops' Pearson correlation). It tests
+the pipeline (video -> quality -> selection -> crop -> embedding -> open-set search), not a model.
+The open-set threshold is the ROC point at FAR 0.05 over every pair of enrolled photos (14 genuine,
+91 impostor pairs: too few for a smaller FAR to mean anything).
+"""
+
+import hashlib
+from itertools import combinations
+
+import numpy as np
+import pytest
+
+from benchmark.data.detect import FaceDetector
+from benchmark.data.images import is_supported, read_image
+from benchmark.identify.database import IdentityDB
+from benchmark.identify.pipeline import Embedder, identify_video, threshold_at_far
+from benchmark.identify.settings import QualityConfig
+from benchmark.identify.video import read_video
+
+SIZE = 64
+# The reference stills beside the clip, by the identity folder names of photos/.
+STILLS = {"reference_lin-manuel-miranda.png": "lin_manuel_miranda",
+          "reference_alex-lacamoire_also_in_clip.png": "alex_lacamoire"}
+
+
+def ncc_embed(images: np.ndarray) -> np.ndarray:
+    """uint8 (N, S, S, 3) -> float32 (N, S*S): mean-centred grey pixels, L2-normalized."""
+    grey = (images.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)).reshape(len(images), -1)
+    grey -= grey.mean(axis=1, keepdims=True)
+    return grey / np.linalg.norm(grey, axis=1, keepdims=True)
+
+
+@pytest.mark.real_data
+def test_identifies_lin_manuel_miranda_in_the_hamilton_clip(real_data_dir, tmp_path):
+    # Prepare: crop every distinct enrolment image (the stills are byte-identical copies of photos)
+    detector = FaceDetector(min_face_size=40)
+    embedder = Embedder(ncc_embed, SIZE * SIZE, "ncc-grey-64", SIZE)
+    sources = [(p.parent.name, p) for p in sorted((real_data_dir / "photos").glob("*/*")) if is_supported(p)]
+    clip_dir = real_data_dir / "videos" / "lin_manuel_miranda"
+    sources += [(name, clip_dir / file) for file, name in STILLS.items()]
+    crops, seen = {}, set()
+    for name, path in sources:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        if digest not in seen:
+            seen.add(digest)
+            image = read_image(path)
+            crops.setdefault(name, []).append(detector.crop(image, detector.main_face(image), SIZE))
+    embeddings = {name: embedder.embed(np.stack(c)) for name, c in crops.items()}
+    names = [n for n, e in embeddings.items() for _ in e]
+    vectors = np.concatenate(list(embeddings.values()))
+    pairs = list(combinations(range(len(names)), 2))
+    scores = np.array([vectors[i] @ vectors[j] for i, j in pairs])
+    same = np.array([names[i] == names[j] for i, j in pairs])
+    threshold = threshold_at_far(scores[same], scores[~same], 0.05)
+    video = read_video(clip_dir / "short_hamilton_clip.mp4", max_frames=16)
+    cfg = QualityConfig()
+    with IdentityDB.create(tmp_path / "people.sqlite", embedder.embedding_dim, embedder.model_id) as db:
+        for name, e in embeddings.items():
+            db.enroll(name, e, model_id=embedder.model_id, metadata={"images": len(e)})
+
+        # Execute
+        result = identify_video(video.frames, embedder, db, cfg, threshold=threshold, detector=detector)
+        ranked = db.search(embeddings["lin_manuel_miranda"][0], k=2, model_id=embedder.model_id)
+
+    # Assert
+    assert len(crops) == 6 and sum(map(len, crops.values())) == 15
+    assert ranked[0].name == "lin_manuel_miranda" and ranked[0].score == pytest.approx(1.0, abs=1e-5)
+    assert len(result["per_frame"]) == len(video.frames) == 16
+    assert result["quality"]["confidence"] >= cfg.min_confidence
+    assert result["quality"]["frontalness"] >= cfg.min_frontalness
+    assert result["identity"] == "lin_manuel_miranda", result
+    assert result["score"] >= threshold
+    # The audience shots that end the clip show faces in profile: the frontalness check rejects them.
+    assert all(f["frontalness"] < cfg.min_frontalness for f in result["per_frame"][-3:])

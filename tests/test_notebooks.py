@@ -1,0 +1,62 @@
+"""Notebooks and dvc.yaml agree with params.yaml; the data notebook runs end to end on a tiny preset."""
+
+import ast
+import json
+from pathlib import Path
+
+import papermill
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
+DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+def parameters_cell(path: Path) -> dict:
+    cells = json.loads(path.read_text())["cells"]
+    tagged = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(tagged) == 1, f"{path.name} needs exactly one cell tagged 'parameters'"
+    tree = ast.parse("".join(tagged[0]["source"]))
+    return {node.targets[0].id: ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign)}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_parameters_cell_defaults_equal_params_yaml(path):
+    defaults = parameters_cell(path)
+    assert defaults, f"{path.name} has an empty parameters cell"
+    for key, value in defaults.items():
+        assert key in PARAMS, f"{path.name} parameter '{key}' is not a params.yaml key"
+        assert value == PARAMS[key], f"{path.name} parameter '{key}' differs from params.yaml"
+
+
+@pytest.mark.parametrize("name", sorted(DVC["stages"]))
+def test_each_stage_runs_its_notebook_and_tracks_it(name):
+    stage = DVC["stages"][name]
+    notebooks = [d for d in stage["deps"] if str(d).startswith("notebooks/")]
+    assert len(notebooks) == 1 and notebooks[0] in stage["cmd"] and "papermill" in stage["cmd"]
+    declared = set(parameters_cell(ROOT / notebooks[0]))
+    assert declared <= set(stage["params"]) | {"device"}
+
+
+@pytest.mark.slow
+def test_data_notebook_runs_on_tiny_preset(tmp_path):
+    tiny = dict(PARAMS)
+    tiny["paths"] = {"artifacts": str(tmp_path / "artifacts"), "reports": str(tmp_path / "reports")}
+    tiny["data"] = {
+        **PARAMS["data"],
+        "image_size": 32,
+        "synthetic": {**PARAMS["data"]["synthetic"], "identities": 24, "images_per_identity": 4, "video_frames": 5},
+        "protocol": {**PARAMS["data"]["protocol"], "folds": 4, "pairs_per_fold": 10, "institutions": 2},
+    }
+    out = tmp_path / "01_data.ipynb"
+    papermill.execute_notebook(str(ROOT / "notebooks/01_data.ipynb"), str(out), parameters=tiny, cwd=str(ROOT), progress_bar=False)
+    metrics = json.loads((tmp_path / "reports/metrics/data.json").read_text())
+    assert metrics["identities"] == 24 and metrics["images"] == 96
+    assert 0.0 <= metrics["eigenfaces"]["verification_accuracy"] <= 1.0
+    figures = sorted(p.name for p in (tmp_path / "reports/figures/data").glob("*.png"))
+    assert figures == ["eigenfaces_roc.png", "identities.png", "nuisance_factors.png", "video_filmstrip.png"]
+    executed = json.loads(out.read_text())
+    images = [o for c in executed["cells"] for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert len(images) == 4

@@ -1,0 +1,162 @@
+"""The convergence rule, batches, and short runs of the training loops and the throughput benchmark."""
+
+import numpy as np
+import pytest
+import torch
+
+from benchmark.data.synthetic import generate
+from benchmark.models.autoencoder import SemiSupervisedAE
+from benchmark.models.face_model import build_face_model
+from benchmark.models.registry import create_head
+from benchmark.train.bare import throughput_ratio
+from benchmark.train.common import BatchStream, TrainConfig, load_batch, make_schedule
+from benchmark.train.convergence import all_converged, converged_at
+from benchmark.train.loop import train_semisupervised, train_supervised
+
+SIZE = 16
+
+
+@pytest.mark.parametrize(
+    "values, patience, min_delta, expected",
+    [
+        ([5, 4, 3, 2, 1], 2, 0.01, None),  # still improving
+        ([5, 4, 4, 4], 2, 0.01, 4),  # two stale epochs after the best (epoch 2)
+        ([5, 4, 3.99, 3.98, 3.97], 3, 0.01, 5),  # improvements under 1% do not count
+        ([5, 4, 4, 3, 3, 3], 2, 0.01, 6),  # an improvement resets the count
+        ([5, 6, 7], 1, 0.0, 2),  # patience 1: the first epoch without improvement
+        ([5, float("nan"), float("nan")], 2, 0.01, 3),  # NaN never improves
+        ([], 2, 0.01, None),
+    ],
+)
+def test_converged_at_on_scripted_curves(values, patience, min_delta, expected):
+    assert converged_at(values, patience, min_delta) == expected
+
+
+def test_all_converged_judges_each_curve_separately_and_rejects_bad_settings():
+    curves = {"loss_a": [3, 2, 2, 2], "loss_b": [3, 2, 1, 0.5]}
+    assert all_converged(curves, 2, 0.01) == {"loss_a": 4, "loss_b": None}
+    with pytest.raises(ValueError, match="patience"):
+        converged_at([1.0], 0, 0.01)
+    with pytest.raises(ValueError, match="min_delta"):
+        converged_at([1.0], 1, 1.5)
+
+
+def test_batch_stream_gives_full_batches_covering_every_index_each_pass():
+    # Prepare
+    stream = BatchStream(np.arange(10, 20), 4, np.random.default_rng(0))
+    # Execute
+    batches = [stream.next() for _ in range(5)]
+    # Assert: 20 draws = two passes over the 10 indices
+    assert all(len(b) == 4 for b in batches)
+    assert sorted(np.concatenate(batches).tolist()) == sorted(list(range(10, 20)) * 2)
+
+
+def test_load_batch_converts_and_flips_whole_images():
+    # Prepare
+    images = np.random.default_rng(0).integers(0, 256, (6, 4, 4, 3), dtype=np.uint8)
+    idx = np.array([5, 0, 3, 3])
+    # Execute
+    x = load_batch(images, idx, np.random.default_rng(1), torch.device("cpu"))
+    # Assert
+    plain = torch.from_numpy(images[idx]).permute(0, 3, 1, 2).float() / 255
+    flipped = [torch.equal(x[i], plain[i].flip(2)) for i in range(4)]
+    kept = [torch.equal(x[i], plain[i]) for i in range(4)]
+    assert all(f or k for f, k in zip(flipped, kept)) and any(flipped)
+
+
+def test_schedules_decay_the_learning_rate():
+    for schedule, last in (("cosine", 0.0), ("step", 0.01)):
+        opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+        sched = make_schedule(opt, TrainConfig(max_epochs=4, schedule=schedule), steps_per_epoch=5)
+        lrs = []
+        for _ in range(20):
+            lrs.append(opt.param_groups[0]["lr"])
+            opt.step()
+            sched.step()
+        assert lrs[0] == 1.0 and lrs == sorted(lrs, reverse=True)
+        assert opt.param_groups[0]["lr"] == pytest.approx(last, abs=1e-9)
+
+
+def test_train_config_rejects_bad_values():
+    with pytest.raises(ValueError, match=r"g = 1.0 is out of range; allowed: \(0.5, 1.0\)"):
+        TrainConfig(g=1.0)
+    with pytest.raises(ValueError, match="optimizer 'adam'"):
+        TrainConfig(optimizer="adam")
+
+
+@pytest.fixture(scope="module")
+def data():
+    faces, _ = generate(0, 6, 8, SIZE, difficulty=0.3, progress=False)
+    idx = np.arange(len(faces.labels))
+    val = idx[idx % 8 == 0]
+    train = np.setdiff1d(idx, val)
+    return faces.images, faces.labels, train[train % 2 == 0], train[train % 2 == 1], val
+
+
+def _model(seed: int = 0):
+    return build_face_model("ae_encoder", seed=seed, embedding_dim=16, image_size=SIZE, channels=(8, 16, 16))
+
+
+def test_a_short_supervised_run_lowers_the_loss_and_is_deterministic(data):
+    # Prepare
+    images, labels, labelled, _, val = data
+    cfg = TrainConfig(max_epochs=10, batch_size=8, lr=1e-2, patience=50, progress=False)
+    # Execute
+    runs = [train_supervised(_model(), create_head("softmax", embedding_dim=16, num_classes=6), images, labels, labelled, val, cfg)
+            for _ in range(2)]
+    # Assert
+    curve = runs[0]["curves"]["loss_a"]
+    assert curve["train"][-1] < 0.5 * curve["train"][0] and curve["val"][-1] < 0.75 * curve["val"][0]
+    assert runs[0]["curves"] == runs[1]["curves"]
+    assert runs[0]["epochs"] == 10 and runs[0]["converged_at"] == {"loss_a": None} and runs[0]["stopped"] == "max_epochs"
+    assert runs[0]["images_per_second"] > 0 and runs[0]["seconds"] >= runs[0]["train_seconds"]
+
+
+def test_supervised_run_stops_once_loss_a_has_converged(data):
+    images, labels, labelled, _, val = data
+    cfg = TrainConfig(max_epochs=30, batch_size=8, patience=1, min_delta=0.9, progress=False)
+    history = train_supervised(_model(), create_head("cosface", embedding_dim=16, num_classes=6), images, labels, labelled, val, cfg)
+    assert history["epochs"] == history["converged_at"]["loss_a"] == 2 and history["stopped"] == "converged"
+
+
+def test_the_head_must_have_one_class_per_labelled_identity(data):
+    images, labels, labelled, _, val = data
+    with pytest.raises(ValueError, match="num_classes=6"):
+        train_supervised(_model(), create_head("softmax", embedding_dim=16, num_classes=9), images, labels, labelled, val, TrainConfig())
+
+
+def test_a_short_semi_supervised_run_lowers_both_losses_without_collapse(data):
+    # Prepare
+    images, labels, labelled, unlabelled, val = data
+    model = SemiSupervisedAE(_model())
+    cfg = TrainConfig(max_epochs=6, batch_size=8, lr=3e-3, patience=50, g=0.75, progress=False)
+    # Execute
+    history = train_semisupervised(model, create_head("arcface", embedding_dim=16, num_classes=6), images, labels, labelled, unlabelled, val, cfg)
+    # Assert
+    curves = history["curves"]
+    assert {"loss", "loss_a", "loss_b", "loss1", "loss2", "loss3"} <= set(curves)
+    for name in ("loss_a", "loss_b"):
+        assert curves[name]["train"][-1] < curves[name]["train"][0]
+    first = [curves[k]["train"][0] for k in ("loss", "loss_a", "loss_b")]
+    assert first[0] == pytest.approx(0.75 * first[1] + 0.25 * first[2], rel=1e-6)
+    assert history["converged_at"] == {"loss_a": None, "loss_b": None} and history["epochs"] == 6
+    assert all(len(v) == 6 and v[-1] > 0.1 for v in history["collapse"].values())
+
+
+def test_semi_supervised_run_ends_only_when_both_losses_converged(data):
+    images, labels, labelled, unlabelled, val = data
+    cfg = TrainConfig(max_epochs=5, batch_size=8, patience=1, min_delta=0.9, progress=False)
+    history = train_semisupervised(
+        SemiSupervisedAE(_model()), create_head("softmax", embedding_dim=16, num_classes=6), images, labels, labelled, unlabelled, val, cfg
+    )
+    assert history["converged_at"] == {"loss_a": 2, "loss_b": 2} and history["epochs"] == 2
+
+
+def test_throughput_ratio_compares_loop_and_bare_images_per_second(data):
+    images, labels, labelled, unlabelled, val = data
+    head = create_head("softmax", embedding_dim=16, num_classes=6)
+    r = throughput_ratio(SemiSupervisedAE(_model()), head, images, labels, labelled, unlabelled, val, epochs=1, repeats=1,
+                         cfg=TrainConfig(batch_size=8, progress=False))
+    assert r["loop_images_per_second"] > 0 and r["bare_images_per_second"] > 0
+    assert r["ratio"] == pytest.approx(r["loop_images_per_second"] / r["bare_images_per_second"])
+    assert r["steps"] == 3
