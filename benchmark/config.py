@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from benchmark.errors import ConfigError
+from benchmark.identify.settings import IdentifyConfig
 
 
 def _num(default: float, lo: float | None, hi: float | None, ends: str = "[]", **kw: Any) -> Any:
@@ -82,6 +83,30 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
+class SupervisedConfig:
+    """A supervised training stage: backbone + embedding + head, trained on the labelled images."""
+
+    backbone: str = "ae_encoder"
+    head: str = "softmax"
+    embedding_dim: int = _num(128, 2, 4096)
+    max_epochs: int = _num(30, 1, 1000)
+    batch_size: int = _num(64, 2, 4096)
+    optimizer: str = _choice("adamw", "adamw", "sgd")
+    lr: float = _num(2e-3, 0.0, 10.0, "(]")
+    weight_decay: float = _num(5e-4, 0.0, 1.0)
+    schedule: str = _choice("cosine", "cosine", "step")
+    patience: int = _num(4, 1, 1000)
+    min_delta: float = _num(0.01, 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class SemiSupervisedConfig(SupervisedConfig):
+    """The patent's semi-supervised stage: Loss = g * LossA + (1 - g) * LossB, g in (0.5, 1)."""
+
+    g: float = _num(0.75, 0.5, 1.0, "()")
+
+
+@dataclass(frozen=True)
 class PathsConfig:
     """Where stages write, relative to the repository root."""
 
@@ -97,6 +122,10 @@ class Params:
     device: str = _choice("auto", "auto", "cpu", "cuda")
     paths: PathsConfig = field(default_factory=PathsConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    supervised: SupervisedConfig = field(default_factory=SupervisedConfig)
+    semisupervised: SemiSupervisedConfig = field(default_factory=SemiSupervisedConfig)
+    timm_reference: SupervisedConfig = field(default_factory=lambda: SupervisedConfig(backbone="resnet18", head="arcface"))
+    identify: IdentifyConfig = field(default_factory=IdentifyConfig)
 
 
 def build(cls: type, raw: Any, where: str = "") -> Any:

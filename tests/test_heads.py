@@ -95,3 +95,16 @@ def test_heads_reject_bad_arguments():
         create_head("softmax", embedding_dim=D, num_classes=1)
     with pytest.raises(ValueError, match="s > 0"):
         create_head("cosface", embedding_dim=D, num_classes=C, s=0.0)
+
+
+@pytest.mark.parametrize("name", HEADS.names())
+def test_head_initialization_depends_only_on_its_seed(name):
+    # Prepare
+    torch.manual_seed(1)
+    a = create_head(name, embedding_dim=D, num_classes=C, seed=3)
+    torch.manual_seed(2)
+    # Execute
+    b = create_head(name, embedding_dim=D, num_classes=C, seed=3)
+    c = create_head(name, embedding_dim=D, num_classes=C, seed=4)
+    # Assert
+    assert torch.equal(a.weight, b.weight) and not torch.equal(a.weight, c.weight)

@@ -119,6 +119,19 @@ def test_supervised_run_stops_once_loss_a_has_converged(data):
     assert history["epochs"] == history["converged_at"]["loss_a"] == 2 and history["stopped"] == "converged"
 
 
+def test_epoch_images_sets_the_steps_of_a_supervised_epoch(data):
+    # Prepare
+    images, labels, labelled, _, val = data
+    model = _model()
+    calls = []
+    model.register_forward_hook(lambda module, args, out: calls.append(module.training))
+    cfg = TrainConfig(max_epochs=2, batch_size=8, patience=50, progress=False)
+    # Execute
+    train_supervised(model, create_head("softmax", embedding_dim=16, num_classes=6), images, labels, labelled, val, cfg, epoch_images=40)
+    # Assert: 2 epochs x ceil(40 / 8) training steps, the rest are validation passes
+    assert sum(calls) == 10
+
+
 def test_the_head_must_have_one_class_per_labelled_identity(data):
     images, labels, labelled, _, val = data
     with pytest.raises(ValueError, match="num_classes=6"):

@@ -14,7 +14,6 @@ from matplotlib.figure import Figure
 from benchmark.data.faceset import FaceSet
 from benchmark.data.synthetic import Nuisance, render_face
 from benchmark.data.synthetic_video import DEFECTS, VideoSet
-from benchmark.evaluation.verification import roc_points
 
 
 def identity_grid(faces: FaceSet, identities: int = 8, per_identity: int = 8) -> Figure:
@@ -81,23 +80,4 @@ def filmstrip(videos: VideoSet, index: int = 0) -> Figure:
         axes[1, k].set_yticks([0, 0.5, 1] if k == 0 else [])
         axes[1, k].set_xlabel(f"{quality[k]:.2f}", fontsize=6)
     fig.suptitle(f"Video of identity {videos.labels[index]}: frames and ground-truth quality")
-    return fig
-
-
-def verification_figure(scores: np.ndarray, is_same: np.ndarray, title: str) -> Figure:
-    """ROC curve (log FAR) and the genuine/impostor score histograms."""
-    far, tar, _ = roc_points(scores, is_same)
-    fig = Figure(figsize=(9, 3.4))
-    ax_roc, ax_hist = fig.subplots(1, 2)
-    ax_roc.plot(np.maximum(far, 1e-4), tar)
-    ax_roc.set_xscale("log")
-    ax_roc.set_xlabel("false accept rate")
-    ax_roc.set_ylabel("true accept rate")
-    ax_roc.grid(True, alpha=0.3)
-    bins = np.linspace(scores.min(), scores.max(), 40)
-    ax_hist.hist(scores[is_same == 1], bins=bins, alpha=0.6, label="genuine")
-    ax_hist.hist(scores[is_same == 0], bins=bins, alpha=0.6, label="impostor")
-    ax_hist.set_xlabel("cosine similarity")
-    ax_hist.legend()
-    fig.suptitle(title)
     return fig

@@ -130,13 +130,25 @@ def _mean(pairs: list[tuple[float, int]]) -> float:
 
 
 def train_supervised(
-    model: FaceModel, head: Head, images: np.ndarray, labels: np.ndarray, train: np.ndarray, val: np.ndarray, cfg: TrainConfig
+    model: FaceModel,
+    head: Head,
+    images: np.ndarray,
+    labels: np.ndarray,
+    train: np.ndarray,
+    val: np.ndarray,
+    cfg: TrainConfig,
+    epoch_images: int | None = None,
 ) -> dict:
     """Train ``model`` and ``head`` with cross-entropy on the head's margin logits (LossA) on ``train``.
 
     images: uint8 (N, H, W, 3); labels: int (N,); train, val: int index arrays into them. The head's
     ``num_classes`` must equal the number of identities in ``train``; validation images of other
-    identities are left out of the validation LossA. Returns the history (module docstring).
+    identities are left out of the validation LossA.
+    epoch_images: images per epoch (default ``len(train)``, one pass). The supervised-only baseline of
+    the patent's model passes the semi-supervised epoch, ``max(len(labelled), len(unlabelled))``, so both
+    take the same labelled batches per epoch and differ only by LossB; it also keeps a tiny labelled set
+    (label_fraction 0.05: 2 steps an epoch) from being declared converged after a handful of steps.
+    Returns the history (module docstring).
     """
     classes = IdentityClasses(labels[train])
     classes.check(head.num_classes)
@@ -160,7 +172,7 @@ def train_supervised(
             out.append((F.cross_entropy(head(model(load_batch(images, idx, None, device)), y), y).item(), len(idx)))
         return {"loss_a": _mean(out)}
 
-    steps = -(-len(train) // cfg.batch_size)
+    steps = -(-(epoch_images or len(train)) // cfg.batch_size)
     return fit([model, head], step, validate, steps, cfg.batch_size, cfg, ("loss_a",), f"supervised {model.backbone_name}")
 
 
