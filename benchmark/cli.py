@@ -1,9 +1,13 @@
 """``facebench``: the command-line entry point.
 
-    facebench validate [--params params.yaml]   check params.yaml and print the resolved config
-    facebench data [--params params.yaml]       run the data stage without its notebook
+    facebench validate                          check params.yaml and print the resolved config
+    facebench data                              run the data stage without its notebook
+    facebench enroll --model M --db D --folder F  enrol one identity per sub-folder of F
+    facebench identify --model M --db D --video V  identify the person in a face video
+    facebench perf                              run the speed benchmarks, write reports/perf.json
 
-Bad input exits with status 2 and a one-line message naming what was wrong and what is allowed.
+Every command takes ``--params`` (default params.yaml). Bad input exits with status 2 and a one-line
+message naming what was wrong and what is allowed.
 """
 
 from __future__ import annotations
@@ -11,35 +15,98 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from benchmark import config
 from benchmark.errors import ConfigError, DataError
 
 
-def _validate(args: argparse.Namespace) -> None:
-    print(json.dumps(config.as_dict(config.load(args.params)), indent=2))
+def _validate(args: argparse.Namespace, params: config.Params) -> None:
+    print(json.dumps(config.as_dict(params), indent=2))
 
 
-def _data(args: argparse.Namespace) -> None:
+def _data(args: argparse.Namespace, params: config.Params) -> None:
     from benchmark.data import stage
 
-    result = stage.run(config.load(args.params))
-    print(json.dumps(result.metrics, indent=2))
+    print(json.dumps(stage.run(params).metrics, indent=2))
 
 
-COMMANDS = {"validate": _validate, "data": _data}
+def _embedder(model_path: str, params: config.Params):
+    from benchmark.identify.pipeline import Embedder
+    from benchmark.models.checkpoint import embed_images, load_model
+
+    model = load_model(model_path)
+    return model, Embedder(lambda x: embed_images(model, x), model.embedding_dim, model.model_id, params.data.image_size)
+
+
+def _enroll(args: argparse.Namespace, params: config.Params) -> None:
+    import numpy as np
+
+    from benchmark.data.folder import load_folder
+    from benchmark.identify.database import IdentityDB
+
+    _, embedder = _embedder(args.model, params)
+    faces = load_folder(args.folder, embedder.image_size, detect=params.data.detect, min_confidence=params.data.min_face_confidence)
+    emb = embedder.embed(faces.images)
+    db_path = Path(args.db)
+    db = IdentityDB.open(db_path) if db_path.exists() else IdentityDB.create(db_path, embedder.embedding_dim, embedder.model_id)
+    with db:
+        people = [(name, emb[faces.labels == i], {"images": int((faces.labels == i).sum())}) for i, name in enumerate(faces.identities)]
+        ids = db.enroll_many([p for p in people if len(p[1])], model_id=embedder.model_id)
+        print(f"enrolled {len(ids)} identities from {int(np.sum([len(p[1]) for p in people]))} images into {db_path} ({len(db)} in all)")
+    for u in faces.unusable:
+        print(f"skipped {u.path}: {u.reason}")
+
+
+def _identify(args: argparse.Namespace, params: config.Params) -> None:
+    from benchmark.identify.database import IdentityDB
+    from benchmark.identify.pipeline import identify_video
+    from benchmark.identify.video import read_video
+
+    model, embedder = _embedder(args.model, params)
+    threshold = args.threshold if args.threshold is not None else float(model.meta["verification"]["threshold"])
+    video = read_video(args.video, params.identify.every, params.identify.max_frames)
+    with IdentityDB.open(args.db) as db:
+        result = identify_video(video.frames, embedder, db, params.identify.quality, threshold=threshold)
+    frame = int(video.frame_numbers[result["frame_index"]])
+    print(f"identity: {result['identity']}  score: {result['score']:.3f}  threshold: {threshold:.3f}  frame: {frame}")
+
+
+def _perf(args: argparse.Namespace, params: config.Params) -> None:
+    from benchmark import perf
+
+    print(json.dumps(perf.run(params), indent=2))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="facebench", description="Reproducible face-recognition benchmark")
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, func in COMMANDS.items():
-        cmd = sub.add_parser(name, help=(func.__doc__ or "").strip() or None)
+    commands = {}
+    for name, func, help_text in (
+        ("validate", _validate, "check params.yaml and print the resolved config"),
+        ("data", _data, "run the data stage without its notebook"),
+        ("enroll", _enroll, "enrol one identity per sub-folder of a folder of face images"),
+        ("identify", _identify, "identify the person in a face video"),
+        ("perf", _perf, "run the speed benchmarks and write reports/perf.json"),
+    ):
+        cmd = sub.add_parser(name, help=help_text)
         cmd.add_argument("--params", default="params.yaml", help="path to params.yaml (default: %(default)s)")
+        commands[name] = (func, cmd)
+    for name in ("enroll", "identify"):
+        cmd = commands[name][1]
+        cmd.add_argument("--model", default="artifacts/models/semisupervised.pt", help="model checkpoint (default: %(default)s)")
+        cmd.add_argument("--db", default=None, help="identity database (default: identify.database in params.yaml)")
+    commands["enroll"][1].add_argument("--folder", required=True, help="one sub-folder of face images per person")
+    commands["identify"][1].add_argument("--video", required=True, help="face video file (mp4, avi, ...)")
+    commands["identify"][1].add_argument("--threshold", type=float, default=None,
+                                         help="open-set cosine threshold (default: the model's verification threshold)")
     args = parser.parse_args(argv)
     try:
-        COMMANDS[args.command](args)
-    except (ConfigError, DataError) as err:
+        params = config.load(args.params)
+        if getattr(args, "db", "") is None:
+            args.db = params.identify.database
+        commands[args.command][0](args, params)
+    except (ConfigError, DataError, FileNotFoundError) as err:
         print(f"facebench {args.command}: error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -35,6 +35,10 @@ AUTO_DETECT_MIN_SIDE = 200
 _LAYOUT = f"expected <root>/<identity>/<image> with images of type {', '.join(SUPPORTED_SUFFIXES)}"
 
 
+# params.yaml's words for the detection setting (data.detect).
+DETECT_MODES = {"always": True, "never": False}
+
+
 class _Faces:
     """Turns image files into crops under one detection setting; creates the detector on first need."""
 
@@ -42,8 +46,9 @@ class _Faces:
                  min_confidence: float | None) -> None:
         if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 1:
             raise ValueError(f"size must be a positive integer (pixels), got {size!r}")
+        detect = DETECT_MODES.get(detect, detect) if isinstance(detect, str) else detect
         if detect not in (True, False, "auto") or not isinstance(detect, (bool, str)):
-            raise ValueError(f"detect must be True, False or 'auto', got {detect!r}")
+            raise ValueError(f"detect must be 'auto', 'always', 'never', True or False, got {detect!r}")
         if detector is not None and min_confidence is not None:
             raise ValueError("give either detector or min_confidence (for the default detector), not both")
         self.size, self.detect, self._detector = int(size), detect, detector

@@ -10,8 +10,7 @@ and is reported apart as ``seconds``). The target is a ratio of at least 0.8.
 Runs alternate (bare, loop, bare, loop, ...) from copies of one initial model, after one untimed
 warm-up, and the medians are compared, so a burst of load from another process hits both sides.
 
-``python -m benchmark.train.bare`` prints the figures for the supervised and the semi-supervised
-patent model on the data stage's output (``<artifacts>/data``).
+``facebench perf`` (:mod:`benchmark.perf`) runs it on the data stage's output and writes the figure.
 """
 
 from __future__ import annotations
@@ -19,17 +18,14 @@ from __future__ import annotations
 import copy
 import statistics
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from benchmark import config
 from benchmark.models.autoencoder import SemiSupervisedAE, combine
-from benchmark.models.face_model import FaceModel, build_face_model, to_float_nchw
+from benchmark.models.face_model import FaceModel, to_float_nchw
 from benchmark.models.heads import Head
-from benchmark.models.registry import create_head
 from benchmark.train.common import IdentityClasses, TrainConfig
 from benchmark.train.loop import train_semisupervised, train_supervised
 
@@ -134,24 +130,3 @@ def throughput_ratio(
         "threads": torch.get_num_threads(),
     }
 
-
-def main() -> None:
-    """Print the ratio for the supervised and the semi-supervised patent model on the data stage's output."""
-    params = config.load()
-    data = Path(params.paths.artifacts) / "data"
-    faces, proto = np.load(data / "faces.npz"), np.load(data / "protocol.npz")
-    images, labels = faces["images"], faces["labels"]
-    classes = len(np.unique(labels[proto["labelled"]]))
-    for name, unlabelled in (("supervised", None), ("semi-supervised", proto["unlabelled"])):
-        face = build_face_model("ae_encoder", seed=params.seed, image_size=images.shape[1])
-        model = SemiSupervisedAE(face) if unlabelled is not None else face
-        head = create_head("arcface", embedding_dim=face.embedding_dim, num_classes=classes)
-        r = throughput_ratio(model, head, images, labels, proto["labelled"], unlabelled, proto["val"])
-        print(
-            f"{name}: loop {r['loop_images_per_second']:.0f} img/s, bare {r['bare_images_per_second']:.0f} img/s, "
-            f"ratio {r['ratio']:.2f} (target >= 0.8; batch {r['batch_size']}, {r['threads']} threads, {r['steps']} steps)"
-        )
-
-
-if __name__ == "__main__":
-    main()

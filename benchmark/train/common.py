@@ -23,7 +23,8 @@ SCHEDULES = ("cosine", "step")
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Knobs of a training run (defaults fit the 3-minute budget on 2 CPU cores with the default data).
+    """Knobs of a training run. The defaults train the patent's model on the default data (64x64,
+    label_fraction 0.25) in about 90 s (semi-supervised) and 25 s (supervised-only) on 2 CPU cores.
 
     max_epochs:   cap on epochs; training stops earlier once every tracked loss has converged.
     batch_size:   images per step (per stream: a semi-supervised step takes this many labelled and
@@ -39,7 +40,7 @@ class TrainConfig:
     progress:     show a tqdm bar (one tick per epoch, losses in its postfix).
     """
 
-    max_epochs: int = 30
+    max_epochs: int = 15
     batch_size: int = 64
     optimizer: str = "adamw"
     lr: float = 2e-3

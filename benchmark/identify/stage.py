@@ -1,0 +1,103 @@
+"""The ``identification`` stage: identify people from the synthetic test videos (patent CN112364828B's use).
+
+With the semi-supervised model: enrol the gallery (one identity record per known test identity) in an
+:class:`~benchmark.identify.database.IdentityDB` (SQLite + FAISS), score every video frame's quality,
+and compare rank-1 with the selected frame, a random frame and the worst frame; the open-set threshold
+is the verification ROC's operating point at ``identify.far`` on the test pairs. Writes
+``<reports>/metrics/identification.json`` (``rank1_selected_frame``, ``rank1_random_frame``,
+``rank1_worst_frame``, ``quality_spearman``, ``gallery_size`` and the open-set figures).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from benchmark import io
+from benchmark.config import Params
+from benchmark.data.detect import FaceDetector
+from benchmark.errors import DataError
+from benchmark.evaluation.verification import cosine_scores
+from benchmark.identify.database import IdentityDB
+from benchmark.identify.evidence import frame_choices, quality_spearman, rank1_by_choice
+from benchmark.identify.pipeline import threshold_at_far
+from benchmark.identify.quality import failed_checks, score_frames
+from benchmark.models.checkpoint import embed_images, load_model
+from benchmark.train.stage import load_dataset
+
+MODEL_STAGE = "semisupervised"
+
+
+@dataclass
+class IdentificationResult:
+    measured: np.ndarray  # (V, T) combined quality score
+    passed: np.ndarray  # (V, T) frame passes every check
+    truth: np.ndarray  # (V, T) ground-truth quality
+    choices: dict  # name -> (V,) frame index
+    frames: np.ndarray  # (V, T, H, W, 3)
+    metrics: dict
+
+
+def run(params: Params) -> IdentificationResult:
+    """Run the stage with validated ``params``."""
+    artifacts = Path(params.paths.artifacts)
+    video_file = artifacts / "data" / "videos.npz"
+    if not video_file.is_file():
+        raise DataError(f"{video_file} not found: the identification stage needs the synthetic videos (data.source: synthetic)")
+    data = load_dataset(params)
+    p = data.protocol
+    model = load_model(artifacts / "models" / f"{MODEL_STAGE}.pt")
+    with np.load(video_file) as v:
+        frames, video_labels, truth = v["frames"], v["labels"], v["quality"]
+
+    scores = cosine_scores(embed_images(model, data.images), p.pairs)
+    threshold = threshold_at_far(scores[p.is_same == 1], scores[p.is_same == 0], params.identify.far)
+    gallery_emb = embed_images(model, data.images[p.gallery])
+    gallery_labels = data.labels[p.gallery]
+    db_path = Path(params.identify.database)
+    for stale in (db_path, db_path.with_name(db_path.name + ".faiss")):
+        stale.unlink(missing_ok=True)
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    with IdentityDB.create(db_path, model.embedding_dim, model.model_id) as db:
+        people = [(f"identity_{label}", gallery_emb[gallery_labels == label], {"label": int(label)}) for label in np.unique(gallery_labels)]
+        db.enroll_many(people, model_id=model.model_id)
+
+        cfg = params.identify.quality
+        detector = None if cfg.assume_cropped else FaceDetector(min_confidence=cfg.min_confidence)
+        measured = np.zeros(truth.shape)
+        passed = np.zeros(truth.shape, bool)
+        for i in tqdm(range(len(frames)), desc="frame quality", unit="video"):
+            for q in score_frames(frames[i], cfg, detector):
+                measured[i, q.index], passed[i, q.index] = q.combined, not failed_checks(q, cfg)
+        choices, no_pass = frame_choices(measured, passed, truth, params.seed)
+        frame_emb = embed_images(model, frames.reshape(-1, *frames.shape[2:])).reshape(*frames.shape[:2], -1)
+        rank1 = rank1_by_choice(frame_emb, video_labels, gallery_emb, gallery_labels, choices)
+
+        selected = frame_emb[np.arange(len(frames)), choices["selected"]]
+        answers = [db.identify(e, threshold, model_id=model.model_id) for e in selected]
+    known = np.isin(video_labels, gallery_labels)
+    named = np.array([a.name for a in answers])
+    expected = np.array([f"identity_{label}" for label in video_labels])
+    spearman = quality_spearman(measured, truth)
+    metrics = {
+        "rank1_selected_frame": rank1["selected"],
+        "rank1_random_frame": rank1["random"],
+        "rank1_worst_frame": rank1["worst"],
+        "rank1_best_frame_oracle": rank1["best"],
+        "quality_spearman": spearman["pooled"],
+        "quality_spearman_within_video": spearman["within_video"],
+        "gallery_size": len(people),
+        "videos": int(len(frames)),
+        "videos_without_passing_frame": no_pass,
+        "open_set": {
+            "far": params.identify.far,
+            "threshold": float(threshold),
+            "known_correct": float(np.mean(named[known] == expected[known])),
+            "unknown_rejected": float(np.mean(named[~known] == "unknown")) if (~known).any() else None,
+        },
+    }
+    io.write_json(Path(params.paths.reports) / "metrics" / "identification.json", metrics)
+    return IdentificationResult(measured, passed, truth, choices, frames, metrics)

@@ -1,0 +1,54 @@
+"""``facebench perf``: the speed benchmarks, each measured against its reference in the same process.
+
+Writes ``<reports>/perf.json``: ``{"machine": ..., "figures": {name: {"value", "unit", "reference",
+"ratio"}}}``. Figures so far:
+
+* ``train_loop_vs_bare_pytorch``: images/s of the training loop (:mod:`benchmark.train.loop`) on the
+  semi-supervised patent model, reference = a bare PyTorch loop over the same model, data and batch
+  (:mod:`benchmark.train.bare`; target ratio >= 0.8);
+* ``faiss_search_100k``: k=1 queries/s on a 100,000-identity gallery of 128-d vectors, reference =
+  the 1,000 queries/s target.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from benchmark import io
+from benchmark.config import Params
+from benchmark.identify.throughput import search_throughput
+from benchmark.models.autoencoder import SemiSupervisedAE
+from benchmark.models.registry import create_head
+from benchmark.train.bare import throughput_ratio
+from benchmark.train.stage import build_model, load_dataset
+
+FAISS_TARGET_QPS = 1000.0
+
+
+def figure(value: float, unit: str, reference: float) -> dict:
+    return {"value": value, "unit": unit, "reference": reference, "ratio": value / reference}
+
+
+def run(params: Params) -> dict:
+    """Run every benchmark and write ``<reports>/perf.json``; returns its content."""
+    data = load_dataset(params)
+    p, cfg = data.protocol, params.semisupervised
+    face = build_model(cfg, data.images.shape[1], params.seed)
+    head = create_head(cfg.head, embedding_dim=cfg.embedding_dim, num_classes=len(np.unique(data.labels[p.labelled])))
+    loop = throughput_ratio(SemiSupervisedAE(face), head, data.images, data.labels, p.labelled, p.unlabelled, p.val)
+    faiss_figures = search_throughput()
+    out = {
+        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                    "cuda": torch.cuda.is_available()},
+        "figures": {
+            "train_loop_vs_bare_pytorch": figure(loop["loop_images_per_second"], "images/s", loop["bare_images_per_second"]),
+            "faiss_search_100k": figure(faiss_figures["queries_per_second"], "queries/s", FAISS_TARGET_QPS),
+        },
+    }
+    io.write_json(Path(params.paths.reports) / "perf.json", out)
+    return out

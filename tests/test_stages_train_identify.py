@@ -1,0 +1,101 @@
+"""The training and identification stages end to end on a tiny preset, and the enroll/identify CLI."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from benchmark import cli, config
+from benchmark.data import stage as data_stage
+from benchmark.identify import stage as identify_stage
+from benchmark.models.checkpoint import embed_images, load_model
+from benchmark.train import stage as train_stage
+
+VERIFICATION_KEYS = {"accuracy_mean", "accuracy_std", "auc", "eer", "tar_at_far_1e-3"}
+SHORT = {"max_epochs": 2, "batch_size": 16, "embedding_dim": 16}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny")
+    raw = {
+        "paths": {"artifacts": str(root / "a"), "reports": str(root / "r")},
+        "data": {
+            "image_size": 32,
+            "synthetic": {"identities": 24, "images_per_identity": 4, "video_frames": 5},
+            "protocol": {"folds": 4, "pairs_per_fold": 10, "institutions": 2, "label_fraction": 0.5},
+        },
+        "supervised": SHORT,
+        "semisupervised": SHORT,
+        "timm_reference": {**SHORT, "backbone": "mobilenetv3_small_100", "head": "cosface"},
+        "identify": {"database": str(root / "a/identify/ids.sqlite"), "quality": {"assume_cropped": True}},
+    }
+    params = config.build(config.Params, raw)
+    data_stage.run(params)
+    return root, params
+
+
+@pytest.mark.parametrize("name", train_stage.STAGES)
+def test_training_stage_writes_metrics_contract_and_a_loadable_model(tiny, name):
+    root, params = tiny
+    result = train_stage.run(name, params)
+    metrics = json.loads((root / f"r/metrics/{name}.json").read_text())
+    assert VERIFICATION_KEYS <= set(metrics["verification"])
+    assert metrics["epochs"] == 2 and metrics["params"] > 0 and metrics["train_seconds"] > 0
+    model = load_model(root / f"a/models/{name}.pt")
+    images = train_stage.load_dataset(params).images[:5]
+    assert np.allclose(embed_images(model, images), embed_images(result.model, images), atol=1e-5)
+    assert (root / f"r/plots/{name}_curves.json").is_file()
+
+
+def test_identification_stage_reports_frame_choices(tiny):
+    root, params = tiny
+    train_stage.run("semisupervised", params)
+    result = identify_stage.run(params)
+    metrics = json.loads((root / "r/metrics/identification.json").read_text())
+    for key in ("rank1_selected_frame", "rank1_random_frame", "rank1_worst_frame", "quality_spearman", "gallery_size"):
+        assert key in metrics
+    protocol = train_stage.load_dataset(params)
+    assert metrics["gallery_size"] == len(np.unique(protocol.labels[protocol.protocol.gallery]))
+    assert result.measured.shape == result.truth.shape == (metrics["videos"], 5)
+
+
+def test_cli_enrolls_a_folder_and_identifies_a_video(tiny, tmp_path, capsys):
+    root, params = tiny
+    data = train_stage.load_dataset(params)
+    folder = tmp_path / "people"
+    for label in (0, 1, 2):
+        (folder / f"person{label}").mkdir(parents=True)
+        for k, index in enumerate(np.flatnonzero(data.labels == label)[:2]):
+            cv2.imwrite(str(folder / f"person{label}" / f"{k}.png"), data.images[index][..., ::-1])
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 5, (32, 32))
+    for index in np.flatnonzero(data.labels == 1)[2:4]:
+        writer.write(data.images[index][..., ::-1])
+    writer.release()
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text("data:\n  image_size: 32\n  detect: never\nidentify:\n  quality:\n    assume_cropped: true\n"
+                           "    min_sharpness: 0.0\n    min_symmetry: 0.0\n")
+    common = ["--params", str(params_file), "--model", str(root / "a/models/semisupervised.pt"), "--db", str(tmp_path / "db.sqlite")]
+    assert cli.main(["enroll", *common, "--folder", str(folder)]) == 0
+    assert "enrolled 3 identities" in capsys.readouterr().out
+    assert cli.main(["identify", *common, "--video", str(video), "--threshold", "-1"]) == 0
+    assert "identity: person" in capsys.readouterr().out
+
+
+def test_cli_errors_are_one_line_with_status_2(tiny, tmp_path, capsys):
+    root, _ = tiny
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text("data:\n  image_size: 32\n")
+    model = str(root / "a/models/semisupervised.pt")
+    code = cli.main(["identify", "--params", str(params_file), "--model", model, "--db", str(tmp_path / "none.sqlite"),
+                     "--video", str(tmp_path / "missing.mp4")])
+    assert code == 2 and "missing.mp4" in capsys.readouterr().err
+    code = cli.main(["enroll", "--params", str(params_file), "--model", model, "--db", str(tmp_path / "db.sqlite"),
+                     "--folder", str(tmp_path / "nobody")])
+    assert code == 2 and "nobody" in capsys.readouterr().err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("semisupervised:\n  g: 0.4\n")
+    assert cli.main(["validate", "--params", str(bad)]) == 2
+    assert "'semisupervised.g' = 0.4" in capsys.readouterr().err
