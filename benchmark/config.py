@@ -87,9 +87,9 @@ class SupervisedConfig:
     """A supervised training stage: backbone + embedding + head, trained on the labelled images."""
 
     backbone: str = "ae_encoder"
-    head: str = "softmax"
+    head: str = "arcface"
     embedding_dim: int = _num(128, 2, 4096)
-    max_epochs: int = _num(30, 1, 1000)
+    max_epochs: int = _num(15, 1, 1000)
     batch_size: int = _num(64, 2, 4096)
     optimizer: str = _choice("adamw", "adamw", "sgd")
     lr: float = _num(2e-3, 0.0, 10.0, "(]")
@@ -124,7 +124,7 @@ class Params:
     data: DataConfig = field(default_factory=DataConfig)
     supervised: SupervisedConfig = field(default_factory=SupervisedConfig)
     semisupervised: SemiSupervisedConfig = field(default_factory=SemiSupervisedConfig)
-    timm_reference: SupervisedConfig = field(default_factory=lambda: SupervisedConfig(backbone="resnet18", head="arcface"))
+    timm_reference: SupervisedConfig = field(default_factory=lambda: SupervisedConfig(backbone="resnet18", max_epochs=30))
     identify: IdentifyConfig = field(default_factory=IdentifyConfig)
 
 

@@ -3,14 +3,21 @@
 import pytest
 import torch
 
-from benchmark.models.autoencoder import SemiSupervisedAE, collapse_stats, combine, feature_loss
+from benchmark.models.autoencoder import (
+    SemiSupervisedAE,
+    collapse_stats,
+    combine,
+    feature_loss,
+)
 from benchmark.models.face_model import build_face_model
 
 CONVS = ("conv1", "conv2", "conv3", "conv4", "conv5", "conv6")
 
 
 def tiny_ae(size: int = 16) -> SemiSupervisedAE:
-    return SemiSupervisedAE(build_face_model("ae_encoder", seed=0, embedding_dim=8, image_size=size, channels=(4, 6, 8)))
+    return SemiSupervisedAE(
+        build_face_model("ae_encoder", seed=0, embedding_dim=8, image_size=size, channels=(4, 6, 8))
+    )
 
 
 def _conv(model: SemiSupervisedAE, name: str) -> torch.nn.Module:
@@ -103,7 +110,7 @@ def test_g_outside_the_open_interval_is_an_error_naming_g_and_the_range(g):
 
 
 def test_the_semi_supervised_model_needs_the_patent_encoder():
-    with pytest.raises(ValueError, match="ae_encoder"):
+    with pytest.raises(TypeError, match="ae_encoder"):
         SemiSupervisedAE(build_face_model("mobilenetv3_small_100"))
 
 

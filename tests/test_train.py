@@ -102,20 +102,28 @@ def test_a_short_supervised_run_lowers_the_loss_and_is_deterministic(data):
     images, labels, labelled, _, val = data
     cfg = TrainConfig(max_epochs=10, batch_size=8, lr=1e-2, patience=50, progress=False)
     # Execute
-    runs = [train_supervised(_model(), create_head("softmax", embedding_dim=16, num_classes=6), images, labels, labelled, val, cfg)
-            for _ in range(2)]
+    runs = [
+        train_supervised(
+            _model(), create_head("softmax", embedding_dim=16, num_classes=6), images, labels, labelled, val, cfg
+        )
+        for _ in range(2)
+    ]
     # Assert
     curve = runs[0]["curves"]["loss_a"]
     assert curve["train"][-1] < 0.5 * curve["train"][0] and curve["val"][-1] < 0.75 * curve["val"][0]
     assert runs[0]["curves"] == runs[1]["curves"]
-    assert runs[0]["epochs"] == 10 and runs[0]["converged_at"] == {"loss_a": None} and runs[0]["stopped"] == "max_epochs"
+    assert (
+        runs[0]["epochs"] == 10 and runs[0]["converged_at"] == {"loss_a": None} and runs[0]["stopped"] == "max_epochs"
+    )
     assert runs[0]["images_per_second"] > 0 and runs[0]["seconds"] >= runs[0]["train_seconds"]
 
 
 def test_supervised_run_stops_once_loss_a_has_converged(data):
     images, labels, labelled, _, val = data
     cfg = TrainConfig(max_epochs=30, batch_size=8, patience=1, min_delta=0.9, progress=False)
-    history = train_supervised(_model(), create_head("cosface", embedding_dim=16, num_classes=6), images, labels, labelled, val, cfg)
+    history = train_supervised(
+        _model(), create_head("cosface", embedding_dim=16, num_classes=6), images, labels, labelled, val, cfg
+    )
     assert history["epochs"] == history["converged_at"]["loss_a"] == 2 and history["stopped"] == "converged"
 
 
@@ -127,7 +135,16 @@ def test_epoch_images_sets_the_steps_of_a_supervised_epoch(data):
     model.register_forward_hook(lambda module, args, out: calls.append(module.training))
     cfg = TrainConfig(max_epochs=2, batch_size=8, patience=50, progress=False)
     # Execute
-    train_supervised(model, create_head("softmax", embedding_dim=16, num_classes=6), images, labels, labelled, val, cfg, epoch_images=40)
+    train_supervised(
+        model,
+        create_head("softmax", embedding_dim=16, num_classes=6),
+        images,
+        labels,
+        labelled,
+        val,
+        cfg,
+        epoch_images=40,
+    )
     # Assert: 2 epochs x ceil(40 / 8) training steps, the rest are validation passes
     assert sum(calls) == 10
 
@@ -135,7 +152,15 @@ def test_epoch_images_sets_the_steps_of_a_supervised_epoch(data):
 def test_the_head_must_have_one_class_per_labelled_identity(data):
     images, labels, labelled, _, val = data
     with pytest.raises(ValueError, match="num_classes=6"):
-        train_supervised(_model(), create_head("softmax", embedding_dim=16, num_classes=9), images, labels, labelled, val, TrainConfig())
+        train_supervised(
+            _model(),
+            create_head("softmax", embedding_dim=16, num_classes=9),
+            images,
+            labels,
+            labelled,
+            val,
+            TrainConfig(),
+        )
 
 
 def test_a_short_semi_supervised_run_lowers_both_losses_without_collapse(data):
@@ -144,7 +169,9 @@ def test_a_short_semi_supervised_run_lowers_both_losses_without_collapse(data):
     model = SemiSupervisedAE(_model())
     cfg = TrainConfig(max_epochs=6, batch_size=8, lr=3e-3, patience=50, g=0.75, progress=False)
     # Execute
-    history = train_semisupervised(model, create_head("arcface", embedding_dim=16, num_classes=6), images, labels, labelled, unlabelled, val, cfg)
+    history = train_semisupervised(
+        model, create_head("arcface", embedding_dim=16, num_classes=6), images, labels, labelled, unlabelled, val, cfg
+    )
     # Assert
     curves = history["curves"]
     assert {"loss", "loss_a", "loss_b", "loss1", "loss2", "loss3"} <= set(curves)
@@ -160,7 +187,14 @@ def test_semi_supervised_run_ends_only_when_both_losses_converged(data):
     images, labels, labelled, unlabelled, val = data
     cfg = TrainConfig(max_epochs=5, batch_size=8, patience=1, min_delta=0.9, progress=False)
     history = train_semisupervised(
-        SemiSupervisedAE(_model()), create_head("softmax", embedding_dim=16, num_classes=6), images, labels, labelled, unlabelled, val, cfg
+        SemiSupervisedAE(_model()),
+        create_head("softmax", embedding_dim=16, num_classes=6),
+        images,
+        labels,
+        labelled,
+        unlabelled,
+        val,
+        cfg,
     )
     assert history["converged_at"] == {"loss_a": 2, "loss_b": 2} and history["epochs"] == 2
 
@@ -168,8 +202,18 @@ def test_semi_supervised_run_ends_only_when_both_losses_converged(data):
 def test_throughput_ratio_compares_loop_and_bare_images_per_second(data):
     images, labels, labelled, unlabelled, val = data
     head = create_head("softmax", embedding_dim=16, num_classes=6)
-    r = throughput_ratio(SemiSupervisedAE(_model()), head, images, labels, labelled, unlabelled, val, epochs=1, repeats=1,
-                         cfg=TrainConfig(batch_size=8, progress=False))
+    r = throughput_ratio(
+        SemiSupervisedAE(_model()),
+        head,
+        images,
+        labels,
+        labelled,
+        unlabelled,
+        val,
+        epochs=1,
+        repeats=1,
+        cfg=TrainConfig(batch_size=8, progress=False),
+    )
     assert r["loop_images_per_second"] > 0 and r["bare_images_per_second"] > 0
     assert r["ratio"] == pytest.approx(r["loop_images_per_second"] / r["bare_images_per_second"])
     assert r["steps"] == 3

@@ -59,7 +59,9 @@ class AEEncoder(nn.Module):
     kernel_size: odd kernel size of conv1-3 (padding keeps S/2 exact).
     """
 
-    def __init__(self, image_size: int = 64, channels: tuple[int, int, int] = (32, 64, 128), kernel_size: int = 5) -> None:
+    def __init__(
+        self, image_size: int = 64, channels: tuple[int, int, int] = (32, 64, 128), kernel_size: int = 5
+    ) -> None:
         super().__init__()
         if image_size % 8 or image_size < 8:
             raise ValueError(f"ae_encoder image_size must be a positive multiple of 8, got {image_size}")
@@ -110,7 +112,9 @@ class SkipDecoder(nn.Module):
 def feature_loss(up: torch.Tensor, down: torch.Tensor) -> torch.Tensor:
     """Squared error of per-sample standardized maps, target ``down`` detached; 2*(1 - correlation), in [0, 4]."""
     shape = up.shape[1:]
-    return F.mse_loss(F.layer_norm(up, shape, eps=STANDARDIZE_EPS), F.layer_norm(down.detach(), shape, eps=STANDARDIZE_EPS))
+    return F.mse_loss(
+        F.layer_norm(up, shape, eps=STANDARDIZE_EPS), F.layer_norm(down.detach(), shape, eps=STANDARDIZE_EPS)
+    )
 
 
 def check_g(g: float) -> float:
@@ -136,7 +140,7 @@ class SemiSupervisedAE(nn.Module):
     def __init__(self, face: FaceModel) -> None:
         super().__init__()
         if not isinstance(face.backbone, AEEncoder):
-            raise ValueError(f"SemiSupervisedAE needs an ae_encoder backbone, got '{face.backbone_name}'")
+            raise TypeError(f"SemiSupervisedAE needs an ae_encoder backbone, got '{face.backbone_name}'")
         self.face = face
         self.decoder = SkipDecoder(face.backbone.channels)
 

@@ -26,7 +26,7 @@ class TimmBackbone(nn.Module):
 
         self.model = timm.create_model(arch, pretrained=False, num_classes=0)
         self.channels_last = channels_last
-        self.config = {"channels_last": channels_last}
+        self.config: dict = {}  # channels_last is a speed setting, not part of the architecture
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.num_features = self._probe_features()

@@ -57,11 +57,15 @@ def load_model(path: str | os.PathLike) -> FaceModel:
     """Rebuild the saved FaceModel, in eval mode; its ``meta`` dict is attached as ``model.meta``."""
     payload = load_checkpoint(path)
     cfg = payload["config"]
-    model = FaceModel(cfg["backbone"], cfg["backbone_kwargs"], cfg["embedding_dim"], tuple(cfg["mean"]), tuple(cfg["std"]))
+    model = FaceModel(
+        cfg["backbone"], cfg["backbone_kwargs"], cfg["embedding_dim"], tuple(cfg["mean"]), tuple(cfg["std"])
+    )
     try:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as err:
-        raise ValueError(f"checkpoint '{path}' does not match its recorded architecture {payload['model_id']}: {err}") from err
+        raise ValueError(
+            f"checkpoint '{path}' does not match its recorded architecture {payload['model_id']}: {err}"
+        ) from err
     model.meta = payload["meta"]
     return model.eval()
 
@@ -79,7 +83,10 @@ def embed_images(model: FaceModel, images: np.ndarray, batch_size: int = 256) ->
     model.eval()
     try:
         with torch.no_grad():
-            out = [model.embed(to_float_nchw(images[i : i + batch_size]).to(device)).cpu() for i in range(0, len(images), batch_size)]
+            out = [
+                model.embed(to_float_nchw(images[i : i + batch_size]).to(device)).cpu()
+                for i in range(0, len(images), batch_size)
+            ]
     finally:
         model.train(was_training)
     if not out:

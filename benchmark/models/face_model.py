@@ -72,9 +72,11 @@ class FaceModel(nn.Module):
 
     @property
     def model_id(self) -> str:
-        """E.g. ``ae_encoder(channels=32-64-128,image_size=64,kernel_size=5)+emb128``: arch and config, stable."""
+        """Arch and config, stable: ``ae_encoder(channels=32-64-128,image_size=64,kernel_size=5)+emb128``,
+        ``resnet18+emb128``."""
         kw = ",".join(f"{k}={_text(self.backbone_kwargs[k])}" for k in sorted(self.backbone_kwargs))
-        return f"{self.backbone_name}({kw})+emb{self.embedding_dim}"
+        arch = f"{self.backbone_name}({kw})" if kw else self.backbone_name
+        return f"{arch}+emb{self.embedding_dim}"
 
     def config(self) -> dict[str, Any]:
         """The constructor arguments, enough to rebuild the model (see ``checkpoint.load_model``)."""

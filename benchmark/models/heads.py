@@ -33,7 +33,9 @@ class Head(nn.Module):
     def __init__(self, embedding_dim: int, num_classes: int, seed: int = 0) -> None:
         super().__init__()
         if embedding_dim < 1 or num_classes < 2:
-            raise ValueError(f"a head needs embedding_dim >= 1 and num_classes >= 2, got {embedding_dim}, {num_classes}")
+            raise ValueError(
+                f"a head needs embedding_dim >= 1 and num_classes >= 2, got {embedding_dim}, {num_classes}"
+            )
         self.embedding_dim = embedding_dim
         self.num_classes = num_classes
         self.weight = nn.Parameter(torch.empty(num_classes, embedding_dim))

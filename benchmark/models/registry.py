@@ -12,7 +12,8 @@ The modules that hold the entries are imported on first use (``modules``), so im
 from __future__ import annotations
 
 import importlib
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -35,7 +36,9 @@ class Registry:
 
         def decorate(factory: F) -> F:
             if name in self._factories:
-                raise ValueError(f"{self.kind} '{name}' is already registered (by {self._factories[name].__qualname__})")
+                raise ValueError(
+                    f"{self.kind} '{name}' is already registered (by {self._factories[name].__qualname__})"
+                )
             self._factories[name] = factory
             return factory
 

@@ -99,13 +99,15 @@ def throughput_ratio(
     val: np.ndarray,
     epochs: int = 2,
     repeats: int = 3,
-    cfg: TrainConfig = TrainConfig(progress=False),
+    cfg: TrainConfig | None = None,
 ) -> dict:
     """Training loop vs bare loop on copies of ``model``/``head``; both run the same number of steps.
 
     Returns loop_images_per_second and bare_images_per_second (medians over ``repeats``), their
     ``ratio`` (target >= 0.8) and the per-repeat figures (``loop_runs``, ``bare_runs``).
+    ``cfg`` defaults to ``TrainConfig(progress=False)``.
     """
+    cfg = cfg or TrainConfig(progress=False)
     semi = isinstance(model, SemiSupervisedAE)
     larger = max(len(labelled), len(unlabelled)) if semi else len(labelled)
     steps = epochs * -(-larger // cfg.batch_size)
@@ -113,10 +115,14 @@ def throughput_ratio(
     loop_runs, bare_runs = [], []
     for _ in range(repeats):
         bare_runs.append(
-            bare_images_per_second(copy.deepcopy(model), copy.deepcopy(head), images, labels, labelled, unlabelled, steps, cfg)
+            bare_images_per_second(
+                copy.deepcopy(model), copy.deepcopy(head), images, labels, labelled, unlabelled, steps, cfg
+            )
         )
         loop_runs.append(
-            loop_images_per_second(copy.deepcopy(model), copy.deepcopy(head), images, labels, labelled, unlabelled, val, epochs, cfg)
+            loop_images_per_second(
+                copy.deepcopy(model), copy.deepcopy(head), images, labels, labelled, unlabelled, val, epochs, cfg
+            )
         )
     loop, bare = statistics.median(loop_runs), statistics.median(bare_runs)
     return {
@@ -129,4 +135,3 @@ def throughput_ratio(
         "batch_size": cfg.batch_size,
         "threads": torch.get_num_threads(),
     }
-

@@ -63,7 +63,9 @@ class TrainConfig:
                 f"choose optimizer from {OPTIMIZERS} and schedule from {SCHEDULES}"
             )
         if not (self.lr > 0 and self.weight_decay >= 0 and self.threads >= 0):
-            raise ValueError(f"need lr > 0, weight_decay >= 0, threads >= 0; got {self.lr}, {self.weight_decay}, {self.threads}")
+            raise ValueError(
+                f"need lr > 0, weight_decay >= 0, threads >= 0; got {self.lr}, {self.weight_decay}, {self.threads}"
+            )
         check_g(self.g)
 
 
@@ -89,7 +91,9 @@ class BatchStream:
         return batch
 
 
-def load_batch(images: np.ndarray, idx: np.ndarray, rng: np.random.Generator | None, device: torch.device) -> torch.Tensor:
+def load_batch(
+    images: np.ndarray, idx: np.ndarray, rng: np.random.Generator | None, device: torch.device
+) -> torch.Tensor:
     """uint8 images[idx] -> float32 (B, 3, H, W) in [0, 1] on ``device``; flips half at random when ``rng``."""
     x = to_float_nchw(images[idx])
     if rng is not None:
@@ -129,7 +133,9 @@ def make_optimizer(params: list[torch.nn.Parameter], cfg: TrainConfig) -> torch.
     return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay)
 
 
-def make_schedule(opt: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
+def make_schedule(
+    opt: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int
+) -> torch.optim.lr_scheduler.LambdaLR:
     """Per-step learning-rate factor: cosine from 1 to 0 over max_epochs, or x0.1 at 50% and 75% of them."""
     total = cfg.max_epochs * steps_per_epoch
 

@@ -10,7 +10,7 @@ the same for a cross-entropy near 5 and a feature loss near 0.1. Pure functions 
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 
 def _check(patience: int, min_delta: float) -> None:

@@ -18,7 +18,7 @@ compares with a bare PyTorch loop), and for the semi-supervised model the per-ep
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -173,7 +173,9 @@ def train_supervised(
         return {"loss_a": _mean(out)}
 
     steps = -(-(epoch_images or len(train)) // cfg.batch_size)
-    return fit([model, head], step, validate, steps, cfg.batch_size, cfg, ("loss_a",), f"supervised {model.backbone_name}")
+    return fit(
+        [model, head], step, validate, steps, cfg.batch_size, cfg, ("loss_a",), f"supervised {model.backbone_name}"
+    )
 
 
 def train_semisupervised(
@@ -206,21 +208,24 @@ def train_semisupervised(
     n = cfg.batch_size
     collapse: dict[str, list[float]] = {}
 
-    def losses(x: torch.Tensor, y: torch.Tensor, sup: torch.Tensor) -> dict[str, torch.Tensor]:
-        downs = model.encode(x)
-        loss_a = F.cross_entropy(head(model.embedding(downs[2][sup]), y), y)
-        parts = model.skip_losses(tuple(d[~sup] for d in downs))
-        loss_b = parts[0] + parts[1] + parts[2]
-        return {"loss": combine(loss_a, loss_b, cfg.g), "loss_a": loss_a, "loss_b": loss_b,
-                "loss1": parts[0], "loss2": parts[1], "loss3": parts[2]}
-
     def step() -> tuple[torch.Tensor, dict[str, float]]:
         il, iu = lab.next(), unl.next()
         flip = rng if cfg.flip else None
-        x = torch.cat([load_batch(images, il, flip, device), load_batch(images, iu, flip, device)])
-        sup = torch.arange(2 * n, device=device) < n
-        out = losses(x, classes.targets(labels[il], device), sup)
-        return out["loss"], {k: v.item() for k, v in out.items()}
+        downs = model.encode(torch.cat([load_batch(images, il, flip, device), load_batch(images, iu, flip, device)]))
+        y = classes.targets(labels[il], device)
+        loss_a = F.cross_entropy(head(model.embedding(downs[2][:n]), y), y)
+        parts = model.skip_losses(tuple(d[n:] for d in downs))
+        loss_b = parts[0] + parts[1] + parts[2]
+        loss = combine(loss_a, loss_b, cfg.g)
+        logged = {
+            "loss": loss,
+            "loss_a": loss_a,
+            "loss_b": loss_b,
+            "loss1": parts[0],
+            "loss2": parts[1],
+            "loss3": parts[2],
+        }
+        return loss, {k: v.item() for k, v in logged.items()}
 
     def validate() -> dict[str, float]:
         sums: dict[str, list[tuple[float, int]]] = {}

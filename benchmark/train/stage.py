@@ -90,7 +90,10 @@ def run(stage: str, params: Params, data: Dataset | None = None) -> TrainResult:
             SemiSupervisedAE(model), head, data.images, data.labels, p.labelled, p.unlabelled, p.val, loop_cfg
         )
     else:
-        history = train_supervised(model, head, data.images, data.labels, p.labelled, p.val, loop_cfg)
+        # Epochs as long as the semi-supervised stage's (one pass over the larger of the labelled and
+        # unlabelled sets), so both see the same number of steps whatever label_fraction is.
+        epoch_images = max(len(p.labelled), len(p.unlabelled))
+        history = train_supervised(model, head, data.images, data.labels, p.labelled, p.val, loop_cfg, epoch_images=epoch_images)
 
     scores = cosine_scores(embed_images(model, data.images), p.pairs)
     report = verification_report(scores, p.is_same, p.folds)
