@@ -17,7 +17,7 @@ from benchmark.data.synthetic_video import DEFECTS, VideoSet
 
 
 def identity_grid(faces: FaceSet, identities: int = 8, per_identity: int = 8) -> Figure:
-    """One row per identity (the first ``identities`` with enough images), ``per_identity`` images each."""
+    """One row per identity (the first ``identities``), up to ``per_identity`` images each."""
     counts = np.bincount(faces.labels)
     chosen = [i for i in np.flatnonzero(counts >= 1)][:identities]
     fig = Figure(figsize=(1.1 * per_identity, 1.1 * len(chosen)))
@@ -53,7 +53,7 @@ SWEEPS: tuple[tuple[str, tuple[dict, ...]], ...] = (
 def nuisance_sweep(identity: np.ndarray, size: int = 64) -> Figure:
     """One identity, each nuisance factor varied alone from a clean frontal view (one row per factor)."""
     base = Nuisance(background=12345)
-    fig = Figure(figsize=(6.5, 1.15 * len(SWEEPS)))
+    fig = Figure(figsize=(6.5, 1.15 * len(SWEEPS)), layout="constrained")
     axes = fig.subplots(len(SWEEPS), 5, squeeze=False)
     for r, (name, settings) in enumerate(SWEEPS):
         for c, change in enumerate(settings):

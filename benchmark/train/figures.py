@@ -8,7 +8,7 @@ from matplotlib.figure import Figure
 def loss_curves(history: dict, names: tuple[str, ...] = ("loss_a", "loss_b", "loss1", "loss2", "loss3")) -> Figure:
     """Train and validation curves of each loss the history has; a dashed line where it converged."""
     shown = [n for n in names if n in history["curves"]]
-    fig = Figure(figsize=(4.2 * len(shown), 3.2))
+    fig = Figure(figsize=(4.2 * len(shown), 3.4), layout="constrained")
     axes = fig.subplots(1, len(shown), squeeze=False)[0]
     for ax, name in zip(axes, shown):
         curve = history["curves"][name]
