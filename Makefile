@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export PYTHONHASHSEED := 0
 
-.PHONY: setup repro test perf clean-reports
+.PHONY: setup repro test label-study clean-reports
 
 setup: $(STAMP)
 
@@ -28,3 +28,15 @@ test: setup
 
 clean-reports:
 	rm -rf reports artifacts
+
+# The label-fraction and g study (issue 4): one DVC experiment per setting, reproducing only the two
+# training stages and what they depend on, then the study notebook reads them with `dvc exp show`.
+STUDY_FRACTIONS ?= 0.05 0.1 0.25 1.0
+STUDY_G ?= 0.6 0.9
+
+label-study: setup
+	mkdir -p data reports/notebooks
+	for f in $(STUDY_FRACTIONS); do dvc exp run --queue -S data.protocol.label_fraction=$$f supervised semisupervised; done
+	for g in $(STUDY_G); do dvc exp run --queue -S semisupervised.g=$$g semisupervised; done
+	dvc exp run --run-all --jobs 1
+	papermill --log-level WARNING notebooks/label_study.ipynb reports/notebooks/label_study.ipynb -f params.yaml
