@@ -18,8 +18,9 @@ STUDY_STAGES = ("supervised", "semisupervised")
 
 
 def exp_show_json(cwd: str = ".") -> Any:
-    """The output of ``dvc exp show --json`` (every experiment of the current commit), run with this Python's DVC."""
-    out = subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--json"], cwd=cwd, check=True, capture_output=True, text=True)
+    """The output of ``dvc exp show --all-commits --json`` (experiments of every commit, newest first), run with
+    this Python's DVC: a study run before a later commit still counts."""
+    out = subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--all-commits", "--json"], cwd=cwd, check=True, capture_output=True, text=True)
     return json.loads(out.stdout)
 
 
@@ -43,7 +44,8 @@ def study_table(found: list[dict]) -> pd.DataFrame:
     """One row per run with both training stages' metrics: label_fraction, g and their accuracies.
 
     Columns: name, label_fraction, g, supervised (10-fold accuracy), supervised_std, semisupervised,
-    semisupervised_std, gain (semi minus supervised). Duplicate parameter settings keep the first run.
+    semisupervised_std, gain (semi minus supervised). Duplicate parameter settings keep the first
+    (newest) run.
     """
     rows = []
     for run in found:
