@@ -7,10 +7,10 @@ import pytest
 from benchmark.data.detect import FaceDetector
 from benchmark.data.images import resize_face
 from benchmark.data.synthetic import Nuisance, identities, render_face
-from benchmark.evaluation.verification import roc_points
+from benchmark.evaluation.verification import roc_points, threshold_at_far
 from benchmark.identify import evidence
 from benchmark.identify.database import UNKNOWN, IdentityDB, IdentityDBError
-from benchmark.identify.pipeline import Embedder, identify_video, threshold_at_far
+from benchmark.identify.pipeline import Embedder, identify_video
 from benchmark.identify.quality import NoUsableFrameError
 from benchmark.identify.settings import QualityConfig
 from benchmark.identify.throughput import search_throughput

@@ -17,8 +17,9 @@ import pytest
 
 from benchmark.data.detect import FaceDetector
 from benchmark.data.images import is_supported, read_image
+from benchmark.evaluation.verification import threshold_at_far
 from benchmark.identify.database import IdentityDB
-from benchmark.identify.pipeline import Embedder, identify_video, threshold_at_far
+from benchmark.identify.pipeline import Embedder, identify_video
 from benchmark.identify.settings import QualityConfig
 from benchmark.identify.video import read_video
 

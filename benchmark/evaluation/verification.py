@@ -189,3 +189,22 @@ def verification_report(scores: np.ndarray, labels: np.ndarray, folds: np.ndarra
         "fold_accuracies": folded["fold_accuracies"],
         "pairs": len(np.asarray(scores)),
     }
+
+
+def threshold_at_far(genuine_scores: np.ndarray, impostor_scores: np.ndarray, far: float) -> float:
+    """The lowest threshold whose false accept rate is at most ``far`` (accept when score >= it).
+
+    genuine_scores (G,), impostor_scores (I,): cosine scores of same-/different-identity pairs.
+    The threshold is a point of the empirical ROC (``roc_points``): among those with
+    FAR <= ``far`` the one with the highest TAR. With I impostors FAR moves in steps of 1 / I,
+    so a ``far`` below 1 / I gives the lowest threshold that accepts no impostor (+inf when an
+    impostor has the highest score).
+    """
+    if not 0.0 <= far <= 1.0:
+        raise ValueError(f"far must be in [0, 1], got {far}")
+    genuine, impostor = np.ravel(genuine_scores), np.ravel(impostor_scores)
+    if genuine.size == 0 or impostor.size == 0:
+        raise ValueError(f"need genuine and impostor scores, got {genuine.size} genuine and {impostor.size} impostor")
+    labels = np.r_[np.ones(genuine.size, np.int64), np.zeros(impostor.size, np.int64)]
+    far_points, _, thresholds = roc_points(np.r_[genuine, impostor], labels)
+    return float(thresholds[far_points <= far][-1])

@@ -4,7 +4,7 @@ Score every frame (:mod:`benchmark.identify.quality`), select the best frame tha
 thresholds, cut its face (aligned MTCNN crop, or the whole frame when ``assume_cropped``), embed it
 and ask the identity database for an open-set answer: the best match when its cosine score reaches
 the threshold, "unknown" otherwise. The threshold is the verification ROC's operating point at a
-stated false accept rate (:func:`threshold_at_far`).
+stated false accept rate (:func:`benchmark.evaluation.verification.threshold_at_far`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import numpy as np
 
 from benchmark.data.detect import FaceDetector
 from benchmark.data.images import resize_face
-from benchmark.evaluation.verification import roc_points
 from benchmark.identify.database import IdentityDB
 from benchmark.identify.quality import FrameQuality, score_frames, select_frame
 from benchmark.identify.settings import QualityConfig
@@ -37,25 +36,6 @@ class Embedder:
     embedding_dim: int
     model_id: str
     image_size: int = 64
-
-
-def threshold_at_far(genuine_scores: np.ndarray, impostor_scores: np.ndarray, far: float) -> float:
-    """The lowest threshold whose false accept rate is at most ``far`` (accept when score >= it).
-
-    genuine_scores (G,), impostor_scores (I,): cosine scores of same-/different-identity pairs.
-    The threshold is a point of the empirical ROC (``roc_points``): among those with
-    FAR <= ``far`` the one with the highest TAR. With I impostors FAR moves in steps of 1 / I,
-    so a ``far`` below 1 / I gives the lowest threshold that accepts no impostor (+inf when an
-    impostor has the highest score).
-    """
-    if not 0.0 <= far <= 1.0:
-        raise ValueError(f"far must be in [0, 1], got {far}")
-    genuine, impostor = np.ravel(genuine_scores), np.ravel(impostor_scores)
-    if genuine.size == 0 or impostor.size == 0:
-        raise ValueError(f"need genuine and impostor scores, got {genuine.size} genuine and {impostor.size} impostor")
-    labels = np.r_[np.ones(genuine.size, np.int64), np.zeros(impostor.size, np.int64)]
-    far_points, _, thresholds = roc_points(np.r_[genuine, impostor], labels)
-    return float(thresholds[far_points <= far][-1])
 
 
 def face_crop(frame: np.ndarray, quality: FrameQuality, detector: FaceDetector | None, size: int) -> np.ndarray:

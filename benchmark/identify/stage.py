@@ -20,10 +20,9 @@ from benchmark import io
 from benchmark.config import Params
 from benchmark.data.detect import FaceDetector
 from benchmark.errors import DataError
-from benchmark.evaluation.verification import cosine_scores
+from benchmark.evaluation.verification import cosine_scores, threshold_at_far
 from benchmark.identify.database import IdentityDB
 from benchmark.identify.evidence import frame_choices, quality_spearman, rank1_by_choice
-from benchmark.identify.pipeline import threshold_at_far
 from benchmark.identify.quality import failed_checks, score_frames
 from benchmark.models.checkpoint import embed_images, load_model
 from benchmark.train.stage import load_dataset
