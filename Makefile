@@ -11,12 +11,13 @@ setup: $(STAMP)
 
 # facenet-pytorch (MTCNN, weights shipped in the wheel) declares torch<2.3 and numpy<2 but runs
 # beside torch 2.14.1 and numpy 2; --no-deps keeps pip from downgrading torch. Its own needs
-# (requests, tqdm, pillow, torchvision) are pinned in pyproject.toml.
+# (requests, tqdm, pillow, torchvision) are pinned in pyproject.toml. torchattacks 3.5.1 (the reference
+# the attack library is checked against) would downgrade requests/urllib3: --no-deps for it too.
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(VENV)/bin/python -m pip install --quiet -e '.[test]'
-	$(VENV)/bin/python -m pip install --quiet --no-deps facenet-pytorch==2.6.0
+	$(VENV)/bin/python -m pip install --quiet --no-deps facenet-pytorch==2.6.0 torchattacks==3.5.1
 	touch $(STAMP)
 
 repro: setup
