@@ -19,9 +19,13 @@ def real_data_dir() -> Path:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
-    """With FACEBENCH_REQUIRE_REAL_DATA=1 (CI), a skipped `real_data` test fails instead: it must run."""
+    """In CI a skipped test that needs what CI provides fails instead: it must run. FACEBENCH_REQUIRE_REAL_DATA=1
+    does that for `real_data` tests, FACEBENCH_REQUIRE_BROWSER=1 for `browser` tests."""
     outcome = yield
     report = outcome.get_result()
-    if report.skipped and item.get_closest_marker("real_data") and os.environ.get("FACEBENCH_REQUIRE_REAL_DATA") == "1":
-        report.outcome = "failed"
-        report.longrepr = f"real_data test skipped but FACEBENCH_REQUIRE_REAL_DATA=1: {report.longrepr}"
+    if not report.skipped:
+        return
+    for marker, variable in (("real_data", "FACEBENCH_REQUIRE_REAL_DATA"), ("browser", "FACEBENCH_REQUIRE_BROWSER")):
+        if item.get_closest_marker(marker) and os.environ.get(variable) == "1":
+            report.outcome = "failed"
+            report.longrepr = f"{marker} test skipped but {variable}=1: {report.longrepr}"

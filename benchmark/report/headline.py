@@ -1,0 +1,103 @@
+"""The report's headline table: one row per variant, pure functions of the pipeline's metrics.
+
+Inputs are the parsed metrics files, passed in as plain dicts (no I/O here):
+
+* ``evaluation``: ``reports/metrics/evaluation.json``, ``{variant: {"verification": {...},
+  "identification": {...}, "robustness": {attack: {"eps_4": {...}, "median_min_perturbation": {...}}}}}``;
+* ``stages``: ``{variant: <reports/metrics/<variant>.json>}`` for the training stages (``train_seconds``);
+* ``federated``: ``reports/metrics/federated.json`` (``{mode: {...}}``) or None; its variants are named
+  ``federated_<mode>`` in ``evaluation``.
+
+A value the pipeline did not produce is ``None`` and shows as "n/a": nothing is filled in by guess.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+HEADLINE_ATTACK = "pgd_linf"
+HEADLINE_EPS = "eps_4"
+FEDERATED_PREFIX = "federated_"
+
+COLUMNS = (
+    ("variant", "variant"),
+    ("accuracy", "clean accuracy (10-fold mean ± std)"),
+    ("tar_at_far_1e-3", "TAR @ FAR 1e-3"),
+    ("robust_accuracy", "robust accuracy, PGD-L∞ 4/255"),
+    ("median_min_perturbation", "median minimal PGD-L∞ dodging perturbation (/255)"),
+    ("train_seconds", "training time (s)"),
+    ("he_seconds_per_round", "HE cost per round (s)"),
+    ("he_megabytes_per_round", "ciphertext per round (MB)"),
+)
+
+
+def _get(tree: Any, *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(tree, dict) or key not in tree:
+            return None
+        tree = tree[key]
+    return tree
+
+
+def _mean(values: list[float] | None) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def he_cost(mode_metrics: dict) -> tuple[float | None, float | None]:
+    """Mean seconds (encrypt + aggregate + decrypt) and mean ciphertext megabytes sent per round of one
+    encrypted federated mode; (None, None) for a mode without encryption."""
+    parts = [mode_metrics.get(k) for k in ("encrypt_seconds", "aggregate_seconds", "decrypt_seconds")]
+    if not all(parts):
+        return None, None
+    seconds = _mean([sum(r) for r in zip(*parts)])
+    sent = mode_metrics.get("bytes_sent")
+    return seconds, (_mean(sent) / 1e6 if sent else None)
+
+
+def headline_rows(evaluation: dict, stages: dict[str, dict], federated: dict | None) -> list[dict]:
+    """One dict per variant of ``evaluation`` (in its order) with the keys of :data:`COLUMNS`."""
+    rows = []
+    for variant, result in evaluation.items():
+        mode = variant[len(FEDERATED_PREFIX):] if variant.startswith(FEDERATED_PREFIX) else None
+        fed = _get(federated, mode) if mode else None
+        robust = _get(result, "robustness", HEADLINE_ATTACK)
+        min_pert = _get(robust, "median_min_perturbation", "dodging")
+        seconds, megabytes = he_cost(fed) if fed else (None, None)
+        train_seconds = _get(fed, "train_seconds") if mode else _get(stages, variant, "train_seconds")
+        rows.append({
+            "variant": variant,
+            "accuracy": _get(result, "verification", "accuracy_mean"),
+            "accuracy_std": _get(result, "verification", "accuracy_std"),
+            "tar_at_far_1e-3": _get(result, "verification", "tar_at_far_1e-3"),
+            "robust_accuracy": _get(robust, HEADLINE_EPS, "robust_accuracy"),
+            "median_min_perturbation": None if min_pert is None else min_pert * 255,
+            "train_seconds": train_seconds,
+            "he_seconds_per_round": seconds,
+            "he_megabytes_per_round": megabytes,
+        })
+    return rows
+
+
+def format_cell(row: dict, key: str) -> str:
+    """A headline cell as text: accuracy with its std, numbers to 3 significant places, "n/a" when absent."""
+    value = row.get(key)
+    if value is None:
+        return "n/a"
+    if key == "variant":
+        return str(value)
+    if isinstance(value, float) and math.isinf(value):
+        return "> budget"
+    if key == "accuracy":
+        std = row.get("accuracy_std")
+        return f"{value:.3f} ± {std:.3f}" if std is not None else f"{value:.3f}"
+    if key in ("train_seconds", "he_megabytes_per_round"):
+        return f"{value:.0f}" if value >= 100 else f"{value:.1f}"
+    return f"{value:.3f}" if abs(value) < 10 else f"{value:.1f}"
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """The headline rows as a GitHub-flavoured Markdown table."""
+    lines = ["| " + " | ".join(title for _, title in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(format_cell(row, key) for key, _ in COLUMNS) + " |" for row in rows]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,136 @@
+"""The ``report`` stage: the page a reviewer opens first.
+
+Reads what the other stages wrote under ``<reports>`` and writes, atomically:
+
+* ``<reports>/index.html``: one self-contained page (figures inlined): the headline table of every variant,
+  a section per source method with what was built and what the numbers show, the figures, the limits,
+  links to every executed notebook rendered as HTML, and the environment block;
+* ``<reports>/summary.md``: the same headline table in Markdown;
+* ``<reports>/html/<notebook>.html``: the executed notebooks as static pages.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmark import io
+from benchmark.config import Params
+from benchmark.report import findings
+from benchmark.report.environment import environment
+from benchmark.report.headline import headline_rows, markdown_table
+from benchmark.report.html import notebook_to_html, png_data_uri, render_page
+
+REPORT_NOTEBOOK = "08_report"  # the stage's own executed notebook, still being written while it runs
+TRAINING_STAGES = ("supervised", "semisupervised", "timm_reference", "adversarial", "pgd_at", "trades")
+
+# (id, title, figure folders under <reports>/figures, description of what was built)
+SECTIONS = (
+    ("data", "Data and protocol", ("data",),
+     "Identity-disjoint train/test split, LFW-style 10-fold verification pairs, an eigenfaces (PCA + cosine) floor."),
+    ("semisupervised", "Semi-supervised autoencoder (patent CN112364828B)",
+     ("supervised", "semisupervised", "timm_reference", "identification"),
+     "Six-conv autoencoder with a fully connected supervised head: Loss = g LossA + (1-g)(Loss1+Loss2+Loss3) on "
+     "labelled and unlabelled faces; compared with the same encoder on the labelled faces alone and with a timm "
+     "resnet18. Used to identify a person from a face video through a quality-checked frame and an identity database."),
+    ("hardened", "Adversarially hardened (patent CN116665282A)", ("adversarial", "pgd_at", "trades"),
+     "Training on source batches; after every batch the loss is checked against a precision threshold, and while it "
+     "is below, a regularizer built from source, adversarial and target samples is switched on with adversarial "
+     "batches. Baselines: static PGD adversarial training, TRADES and the clean model."),
+    ("federated", "Federated with homomorphic encryption (knowledge federation)", ("federated",),
+     "Institutions train the shared embedding network locally and exchange only CKKS-encrypted updates through a "
+     "third party; their identity heads and faces never leave them."),
+    ("evaluation", "Robustness under one protocol", ("evaluate",),
+     "Every variant attacked white-box on the same test pairs: dodging and impersonation with FGSM, PGD (L∞, L2), "
+     "MI-FGSM and CW-L2 over ε in {1, 2, 4, 8, 16}/255, minimal successful perturbation and transfer between variants."),
+)
+
+LIMITS = (
+    "The default data is synthetic: rendered faces with controlled nuisance factors. Its absolute accuracies say "
+    "nothing about real faces; the comparisons between variants under one protocol are what it is for. Run the "
+    "pipeline on your own data (README, 'Bring your own faces') before deciding anything.",
+    "Everything runs at 64x64 pixels on a CPU budget (20 minutes for the whole pipeline on 2 cores): models and "
+    "epochs are small, and differences below the fold standard deviation are noise.",
+    "Robustness is white-box on a fixed subset of the test pairs (see params.yaml `evaluate`); numbers are upper "
+    "bounds on what these attacks achieve, not guarantees against stronger ones.",
+    "The third party of the federated design decrypts every institution's update: it can run gradient inversion on "
+    "them. The `blind` mode removes that, but not the risk of collusion or of what the aggregated model itself leaks.",
+)
+
+
+@dataclass
+class Inputs:
+    """The metrics the report reads; any of them may be missing (an empty dict / None)."""
+
+    evaluation: dict
+    stages: dict[str, dict]
+    federated: dict | None
+    manifest: dict
+
+
+def _read_json(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def read_inputs(params: Params) -> Inputs:
+    reports, artifacts = Path(params.paths.reports), Path(params.paths.artifacts)
+    metrics = reports / "metrics"
+    manifest = _read_json(artifacts / "data" / "manifest.json")
+    if manifest is None:
+        raise FileNotFoundError(f"no data manifest at {artifacts / 'data' / 'manifest.json'}: run the data stage first")
+    stages = {s: m for s in TRAINING_STAGES if (m := _read_json(metrics / f"{s}.json")) is not None}
+    return Inputs(_read_json(metrics / "evaluation.json") or {}, stages, _read_json(metrics / "federated.json"), manifest)
+
+
+def build_sections(inputs: Inputs, figures_dir: Path) -> list[dict]:
+    """The report's sections with their paragraphs and inlined figures."""
+    text = {
+        "data": [f"{inputs.manifest['counts']['identities']} identities, {inputs.manifest['counts']['images']} images, "
+                 f"source: {inputs.manifest['source']['kind']}."],
+        "semisupervised": findings.semisupervised(inputs.evaluation, inputs.stages),
+        "hardened": findings.hardened(inputs.evaluation, inputs.stages),
+        "federated": findings.federated(inputs.evaluation, inputs.federated),
+        "evaluation": [],
+    }
+    sections = []
+    for sid, title, folders, built in SECTIONS:
+        figures = [
+            {"src": png_data_uri(png), "caption": f"{folder}: {png.stem.replace('_', ' ')}"}
+            for folder in folders
+            for png in sorted((figures_dir / folder).glob("*.png"))
+        ]
+        sections.append({"id": sid, "title": title, "paragraphs": [built, *text[sid]], "figures": figures})
+    return sections
+
+
+def run(params: Params) -> dict:
+    """Write the page, the summary and the notebook pages; returns ``{"rows", "index", "summary"}``."""
+    reports = Path(params.paths.reports)
+    inputs = read_inputs(params)
+    rows = headline_rows(inputs.evaluation, inputs.stages, inputs.federated)
+    notebooks = []
+    for nb in sorted((reports / "notebooks").glob("*.ipynb")):
+        if nb.stem == REPORT_NOTEBOOK:
+            continue
+        target = reports / "html" / f"{nb.stem}.html"
+        with io.atomic_path(target) as tmp:
+            tmp.write_text(notebook_to_html(nb))
+        notebooks.append({"name": nb.stem, "href": f"html/{nb.stem}.html"})
+    context = {
+        "rows": rows,
+        "headline_note": "Clean and robust accuracy are measured by the evaluate stage on the same test pairs for every "
+                         "variant; n/a marks what does not apply or did not run.",
+        "sections": build_sections(inputs, reports / "figures"),
+        "limits": list(LIMITS),
+        "notebooks": notebooks,
+        "env": environment(params.seed, inputs.manifest),
+        "generated": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+    index, summary = reports / "index.html", reports / "summary.md"
+    with io.atomic_path(index) as tmp:
+        tmp.write_text(render_page(context))
+    with io.atomic_path(summary) as tmp:
+        tmp.write_text("# facebench: headline\n\n" + markdown_table(rows))
+    return {"rows": rows, "index": str(index), "summary": str(summary)}

@@ -1,0 +1,92 @@
+"""The whole DVC pipeline on the tiny preset, in a copy of the repository: on the synthetic data and on a
+real folder of faces. Prints the wall time (the target is under 5 minutes on 2 cores)."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from benchmark import presets
+from benchmark.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+STAGES = set(yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"])
+
+
+def copy_repo(dest: Path) -> None:
+    """The repository's files as a fresh clone would have them (tracked and not ignored), no outputs."""
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=ROOT,
+                            capture_output=True, text=True, check=True).stdout.split("\0")
+    for rel in filter(None, listed):
+        src = ROOT / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+
+
+def run_tiny_pipeline(dest: Path, extra: dict | None = None) -> float:
+    """Copy the repo to ``dest``, write params.yaml = params.yaml + tiny preset + ``extra``, run ``dvc repro``;
+    returns the seconds it took."""
+    copy_repo(dest)
+    params = presets.apply(yaml.safe_load((ROOT / "params.yaml").read_text()), "tiny", extra)
+    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (dest / "data").mkdir(exist_ok=True)
+    git = ["git", "-c", "user.name=facebench", "-c", "user.email=ci@facebench.invalid"]
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], [*git, "commit", "-qm", "tiny"]):
+        subprocess.run(cmd, cwd=dest, check=True)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=dest, env=env, capture_output=True, text=True, timeout=900)
+    seconds = time.perf_counter() - start
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return seconds
+
+
+def dvc_json(dest: Path, *args: str) -> dict:
+    out = subprocess.run([sys.executable, "-m", "dvc", *args, "--json"], cwd=dest, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+def test_presets_are_listed_and_an_unknown_one_is_refused():
+    assert "tiny" in presets.names()
+    with pytest.raises(ConfigError, match="unknown preset 'huge'; known presets: .*tiny"):
+        presets.load("huge")
+
+
+def test_merge_overrides_nested_keys_only():
+    base = {"a": {"b": 1, "c": 2}, "d": 3}
+    assert presets.merge(base, {"a": {"b": 5}}) == {"a": {"b": 5, "c": 2}, "d": 3}
+    assert base == {"a": {"b": 1, "c": 2}, "d": 3}
+
+
+def test_a_preset_cannot_smuggle_in_a_bad_value():
+    with pytest.raises(ConfigError, match="semisupervised.g"):
+        presets.apply(yaml.safe_load((ROOT / "params.yaml").read_text()), "tiny", {"semisupervised": {"g": 0.3}})
+
+
+@pytest.mark.slow
+def test_tiny_preset_runs_the_whole_pipeline(tmp_path):
+    seconds = run_tiny_pipeline(tmp_path)
+    print(f"\ntiny preset, whole pipeline: {seconds:.0f} s (target < 300 s on 2 cores)")
+    lock = yaml.safe_load((tmp_path / "dvc.lock").read_text())
+    assert set(lock["stages"]) == STAGES
+    assert (tmp_path / "reports/index.html").is_file() and (tmp_path / "reports/summary.md").is_file()
+    metrics = dvc_json(tmp_path, "metrics", "show")
+    assert any("data.json" in path for path in json.dumps(metrics).split('"'))
+
+
+@pytest.mark.slow
+@pytest.mark.real_data
+def test_tiny_preset_runs_the_whole_pipeline_on_a_real_folder(tmp_path, real_data_dir):
+    orl = real_data_dir / "orl"
+    seconds = run_tiny_pipeline(tmp_path, {"data": {"source": "folder", "path": str(orl)}})
+    print(f"\ntiny preset on ORL, whole pipeline: {seconds:.0f} s")
+    data = json.loads((tmp_path / "reports/metrics/data.json").read_text())
+    assert data["identities"] == 40 and data["images"] == 400
+    assert "source: folder" in (tmp_path / "reports/index.html").read_text()
