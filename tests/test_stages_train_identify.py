@@ -1,6 +1,7 @@
 """The training and identification stages end to end on a tiny preset, and the enroll/identify CLI."""
 
 import json
+import shutil
 
 import cv2
 import numpy as np
@@ -59,6 +60,22 @@ def test_identification_stage_reports_frame_choices(tiny):
     protocol = train_stage.load_dataset(params)
     assert metrics["gallery_size"] == len(np.unique(protocol.labels[protocol.protocol.gallery]))
     assert result.measured.shape == result.truth.shape == (metrics["videos"], 5)
+
+
+def test_identification_without_videos_identifies_the_probe_stills(tiny, tmp_path):
+    root, params = tiny
+    train_stage.run("semisupervised", params)
+    stills = tmp_path / "a"
+    shutil.copytree(root / "a", stills)
+    (stills / "data/videos.npz").unlink()
+    raw = {"paths": {"artifacts": str(stills), "reports": str(tmp_path / "r")}, "data": {"image_size": 32},
+           "identify": {"database": str(stills / "identify/ids.sqlite")}}
+    result = identify_stage.run(config.build(config.Params, raw))
+    protocol = train_stage.load_dataset(params).protocol
+    assert result.frames is None and result.metrics["videos"] == 0
+    assert result.metrics["probes"] == len(protocol.probes)
+    assert 0.0 <= result.metrics["open_set"]["known_correct"] <= 1.0
+    assert json.loads((tmp_path / "r/metrics/identification.json").read_text()) == result.metrics
 
 
 def test_cli_enrolls_a_folder_and_identifies_a_video(tiny, tmp_path, capsys):

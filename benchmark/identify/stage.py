@@ -6,6 +6,9 @@ and compare rank-1 with the selected frame, a random frame and the worst frame; 
 is the verification ROC's operating point at ``identify.far`` on the test pairs. Writes
 ``<reports>/metrics/identification.json`` (``rank1_selected_frame``, ``rank1_random_frame``,
 ``rank1_worst_frame``, ``quality_spearman``, ``gallery_size`` and the open-set figures).
+
+A data set without videos (a folder of faces, LFW) is identified from its probe still images instead: the
+same database and threshold, ``videos`` 0, ``probes`` and the open-set figures only.
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ from tqdm.auto import tqdm
 from benchmark import io
 from benchmark.config import Params
 from benchmark.data.detect import FaceDetector
-from benchmark.errors import DataError
 from benchmark.evaluation.verification import cosine_scores, threshold_at_far
 from benchmark.identify.database import IdentityDB
 from benchmark.identify.evidence import frame_choices, quality_spearman, rank1_by_choice
@@ -32,26 +34,23 @@ MODEL_STAGE = "semisupervised"
 
 @dataclass
 class IdentificationResult:
-    measured: np.ndarray  # (V, T) combined quality score
-    passed: np.ndarray  # (V, T) frame passes every check
-    truth: np.ndarray  # (V, T) ground-truth quality
-    choices: dict  # name -> (V,) frame index
-    frames: np.ndarray  # (V, T, H, W, 3)
+    """What the notebook shows. The video fields are None for a data set without videos (folder, LFW)."""
+
     metrics: dict
+    measured: np.ndarray | None = None  # (V, T) combined quality score
+    passed: np.ndarray | None = None  # (V, T) frame passes every check
+    truth: np.ndarray | None = None  # (V, T) ground-truth quality
+    choices: dict | None = None  # name -> (V,) frame index
+    frames: np.ndarray | None = None  # (V, T, H, W, 3)
 
 
 def run(params: Params) -> IdentificationResult:
-    """Run the stage with validated ``params``."""
+    """Run the stage with validated ``params``: on the test videos when the data stage made them (synthetic
+    data), otherwise on the probe still images (a folder of faces or LFW brings no videos)."""
     artifacts = Path(params.paths.artifacts)
-    video_file = artifacts / "data" / "videos.npz"
-    if not video_file.is_file():
-        raise DataError(f"{video_file} not found: the identification stage needs the synthetic videos (data.source: synthetic)")
     data = load_dataset(params)
     p = data.protocol
     model = load_model(artifacts / "models" / f"{MODEL_STAGE}.pt")
-    with np.load(video_file) as v:
-        frames, video_labels, truth = v["frames"], v["labels"], v["quality"]
-
     scores = cosine_scores(embed_images(model, data.images), p.pairs)
     threshold = threshold_at_far(scores[p.is_same == 1], scores[p.is_same == 0], params.identify.far)
     gallery_emb = embed_images(model, data.images[p.gallery])
@@ -60,26 +59,52 @@ def run(params: Params) -> IdentificationResult:
     for stale in (db_path, db_path.with_name(db_path.name + ".faiss")):
         stale.unlink(missing_ok=True)
     db_path.parent.mkdir(parents=True, exist_ok=True)
+    video_file = artifacts / "data" / "videos.npz"
     with IdentityDB.create(db_path, model.embedding_dim, model.model_id) as db:
         people = [(f"identity_{label}", gallery_emb[gallery_labels == label], {"label": int(label)}) for label in np.unique(gallery_labels)]
         db.enroll_many(people, model_id=model.model_id)
+        if video_file.is_file():
+            result = _videos(params, video_file, model, db, gallery_emb, gallery_labels, threshold)
+        else:
+            probe_emb = embed_images(model, data.images[p.probes])
+            answers = [db.identify(e, threshold, model_id=model.model_id) for e in probe_emb]
+            result = IdentificationResult({"videos": 0, "probes": int(len(p.probes))})
+            result.metrics["open_set"] = _open_set(answers, data.labels[p.probes], gallery_labels, params.identify.far, threshold)
+    result.metrics["gallery_size"] = len(people)
+    io.write_json(Path(params.paths.reports) / "metrics" / "identification.json", result.metrics)
+    return result
 
-        cfg = params.identify.quality
-        detector = None if cfg.assume_cropped else FaceDetector(min_confidence=cfg.min_confidence)
-        measured = np.zeros(truth.shape)
-        passed = np.zeros(truth.shape, bool)
-        for i in tqdm(range(len(frames)), desc="frame quality", unit="video"):
-            for q in score_frames(frames[i], cfg, detector):
-                measured[i, q.index], passed[i, q.index] = q.combined, not failed_checks(q, cfg)
-        choices, no_pass = frame_choices(measured, passed, truth, params.seed)
-        frame_emb = embed_images(model, frames.reshape(-1, *frames.shape[2:])).reshape(*frames.shape[:2], -1)
-        rank1 = rank1_by_choice(frame_emb, video_labels, gallery_emb, gallery_labels, choices)
 
-        selected = frame_emb[np.arange(len(frames)), choices["selected"]]
-        answers = [db.identify(e, threshold, model_id=model.model_id) for e in selected]
-    known = np.isin(video_labels, gallery_labels)
+def _open_set(answers: list, labels: np.ndarray, gallery_labels: np.ndarray, far: float, threshold: float) -> dict:
+    """Share of known identities named correctly and of unknown ones answered "unknown"."""
+    known = np.isin(labels, gallery_labels)
     named = np.array([a.name for a in answers])
-    expected = np.array([f"identity_{label}" for label in video_labels])
+    expected = np.array([f"identity_{label}" for label in labels])
+    return {
+        "far": far,
+        "threshold": float(threshold),
+        "known_correct": float(np.mean(named[known] == expected[known])) if known.any() else None,
+        "unknown_rejected": float(np.mean(named[~known] == "unknown")) if (~known).any() else None,
+    }
+
+
+def _videos(params: Params, video_file: Path, model, db: IdentityDB, gallery_emb: np.ndarray,
+            gallery_labels: np.ndarray, threshold: float) -> IdentificationResult:
+    """Score every frame's quality, compare the frame choices' rank-1, and identify each video's selected frame."""
+    with np.load(video_file) as v:
+        frames, video_labels, truth = v["frames"], v["labels"], v["quality"]
+    cfg = params.identify.quality
+    detector = None if cfg.assume_cropped else FaceDetector(min_confidence=cfg.min_confidence)
+    measured = np.zeros(truth.shape)
+    passed = np.zeros(truth.shape, bool)
+    for i in tqdm(range(len(frames)), desc="frame quality", unit="video"):
+        for q in score_frames(frames[i], cfg, detector):
+            measured[i, q.index], passed[i, q.index] = q.combined, not failed_checks(q, cfg)
+    choices, no_pass = frame_choices(measured, passed, truth, params.seed)
+    frame_emb = embed_images(model, frames.reshape(-1, *frames.shape[2:])).reshape(*frames.shape[:2], -1)
+    rank1 = rank1_by_choice(frame_emb, video_labels, gallery_emb, gallery_labels, choices)
+    selected = frame_emb[np.arange(len(frames)), choices["selected"]]
+    answers = [db.identify(e, threshold, model_id=model.model_id) for e in selected]
     spearman = quality_spearman(measured, truth)
     metrics = {
         "rank1_selected_frame": rank1["selected"],
@@ -88,15 +113,8 @@ def run(params: Params) -> IdentificationResult:
         "rank1_best_frame_oracle": rank1["best"],
         "quality_spearman": spearman["pooled"],
         "quality_spearman_within_video": spearman["within_video"],
-        "gallery_size": len(people),
         "videos": int(len(frames)),
         "videos_without_passing_frame": no_pass,
-        "open_set": {
-            "far": params.identify.far,
-            "threshold": float(threshold),
-            "known_correct": float(np.mean(named[known] == expected[known])),
-            "unknown_rejected": float(np.mean(named[~known] == "unknown")) if (~known).any() else None,
-        },
+        "open_set": _open_set(answers, video_labels, gallery_labels, params.identify.far, threshold),
     }
-    io.write_json(Path(params.paths.reports) / "metrics" / "identification.json", metrics)
-    return IdentificationResult(measured, passed, truth, choices, frames, metrics)
+    return IdentificationResult(metrics, measured, passed, truth, choices, frames)
