@@ -5,6 +5,7 @@
     facebench enroll --model M --db D --folder F  enrol one identity per sub-folder of F
     facebench identify --model M --db D --video V  identify the person in a face video
     facebench perf                              run the speed benchmarks, write reports/perf.json
+    facebench preset tiny --out FILE            write params.yaml merged with a preset (whole DAG in minutes)
 
 Every command takes ``--params`` (default params.yaml). Bad input exits with status 2 and a one-line
 message naming what was wrong and what is allowed.
@@ -78,6 +79,17 @@ def _perf(args: argparse.Namespace, params: config.Params) -> None:
     print(json.dumps(perf.run(params), indent=2))
 
 
+def _preset(args: argparse.Namespace, params: config.Params) -> None:
+    import yaml
+
+    from benchmark import io, presets
+
+    merged = presets.apply(yaml.safe_load(Path(args.params).read_text()) or {}, args.name)
+    with io.atomic_path(args.out) as tmp:
+        tmp.write_text(yaml.safe_dump(merged, sort_keys=False))
+    print(f"wrote {args.out}: {args.params} with preset '{args.name}'")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="facebench", description="Reproducible face-recognition benchmark")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -88,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         ("enroll", _enroll, "enrol one identity per sub-folder of a folder of face images"),
         ("identify", _identify, "identify the person in a face video"),
         ("perf", _perf, "run the speed benchmarks and write reports/perf.json"),
+        ("preset", _preset, "write params.yaml merged with a named preset"),
     ):
         cmd = sub.add_parser(name, help=help_text)
         cmd.add_argument("--params", default="params.yaml", help="path to params.yaml (default: %(default)s)")
@@ -100,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     commands["identify"][1].add_argument("--video", required=True, help="face video file (mp4, avi, ...)")
     commands["identify"][1].add_argument("--threshold", type=float, default=None,
                                          help="open-set cosine threshold (default: the model's verification threshold)")
+    commands["preset"][1].add_argument("name", help="preset name, e.g. tiny (benchmark/presets/)")
+    commands["preset"][1].add_argument("--out", required=True, help="file to write, e.g. params.yaml")
     args = parser.parse_args(argv)
     try:
         params = config.load(args.params)

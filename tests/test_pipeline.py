@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from benchmark import presets
+from benchmark import cli, presets
 from benchmark.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,6 +68,15 @@ def test_merge_overrides_nested_keys_only():
 def test_a_preset_cannot_smuggle_in_a_bad_value():
     with pytest.raises(ConfigError, match="semisupervised.g"):
         presets.apply(yaml.safe_load((ROOT / "params.yaml").read_text()), "tiny", {"semisupervised": {"g": 0.3}})
+
+
+def test_cli_writes_params_merged_with_a_preset(tmp_path, capsys):
+    out = tmp_path / "params.yaml"
+    assert cli.main(["preset", "tiny", "--params", str(ROOT / "params.yaml"), "--out", str(out)]) == 0
+    written = yaml.safe_load(out.read_text())
+    assert written["data"]["image_size"] == 32 and written["seed"] == 0
+    assert cli.main(["preset", "huge", "--params", str(ROOT / "params.yaml"), "--out", str(out)]) == 2
+    assert "unknown preset 'huge'" in capsys.readouterr().err
 
 
 @pytest.mark.slow
