@@ -73,6 +73,7 @@ def test_identification_without_videos_identifies_the_probe_stills(tiny, tmp_pat
     result = identify_stage.run(config.build(config.Params, raw))
     protocol = train_stage.load_dataset(params).protocol
     assert result.frames is None and result.metrics["videos"] == 0
+    assert result.top_scores.shape == result.known.shape == (len(protocol.probes),)
     assert result.metrics["probes"] == len(protocol.probes)
     assert 0.0 <= result.metrics["open_set"]["known_correct"] <= 1.0
     assert json.loads((tmp_path / "r/metrics/identification.json").read_text()) == result.metrics

@@ -1,4 +1,5 @@
-"""Figures of the identification stage: measured vs true frame quality, and the frames each rule picks."""
+"""Figures of the identification stage: measured vs true frame quality, the frames each rule picks, and the
+open-set score distributions."""
 
 from __future__ import annotations
 
@@ -31,4 +32,20 @@ def chosen_frames(frames: np.ndarray, choices: dict, videos: int = 6) -> Figure:
             if r == 0:
                 axes[r, c].set_title(name, fontsize=9)
     fig.suptitle("Frame used for identification")
+    return fig
+
+
+def open_set_scores(top_scores: np.ndarray, known: np.ndarray, threshold: float) -> Figure:
+    """Best database score of each query (A,), enrolled identities vs never-enrolled ones, with the threshold
+    below which the answer is "unknown"."""
+    fig = Figure(figsize=(5.5, 3.4), layout="constrained")
+    ax = fig.subplots()
+    bins = np.linspace(min(top_scores.min(), threshold) - 0.02, max(top_scores.max(), threshold) + 0.02, 30)
+    ax.hist(top_scores[known], bins=bins, alpha=0.6, label="enrolled identity")
+    if (~known).any():
+        ax.hist(top_scores[~known], bins=bins, alpha=0.6, label="never enrolled")
+    ax.axvline(threshold, color="k", linestyle="--", label=f"threshold {threshold:.3f}")
+    ax.set_xlabel("best cosine score in the identity database")
+    ax.set_ylabel("queries")
+    ax.legend(fontsize=8)
     return fig

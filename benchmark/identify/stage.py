@@ -37,6 +37,8 @@ class IdentificationResult:
     """What the notebook shows. The video fields are None for a data set without videos (folder, LFW)."""
 
     metrics: dict
+    top_scores: np.ndarray  # (A,) best database score of each answered query (video or probe still)
+    known: np.ndarray  # (A,) whether the query's identity is enrolled
     measured: np.ndarray | None = None  # (V, T) combined quality score
     passed: np.ndarray | None = None  # (V, T) frame passes every check
     truth: np.ndarray | None = None  # (V, T) ground-truth quality
@@ -68,8 +70,10 @@ def run(params: Params) -> IdentificationResult:
         else:
             probe_emb = embed_images(model, data.images[p.probes])
             answers = [db.identify(e, threshold, model_id=model.model_id) for e in probe_emb]
-            result = IdentificationResult({"videos": 0, "probes": int(len(p.probes))})
-            result.metrics["open_set"] = _open_set(answers, data.labels[p.probes], gallery_labels, params.identify.far, threshold)
+            labels = data.labels[p.probes]
+            metrics = {"videos": 0, "probes": int(len(p.probes)),
+                       "open_set": _open_set(answers, labels, gallery_labels, params.identify.far, threshold)}
+            result = IdentificationResult(metrics, np.array([a.score for a in answers]), np.isin(labels, gallery_labels))
     result.metrics["gallery_size"] = len(people)
     io.write_json(Path(params.paths.reports) / "metrics" / "identification.json", result.metrics)
     return result
@@ -117,4 +121,5 @@ def _videos(params: Params, video_file: Path, model, db: IdentityDB, gallery_emb
         "videos_without_passing_frame": no_pass,
         "open_set": _open_set(answers, video_labels, gallery_labels, params.identify.far, threshold),
     }
-    return IdentificationResult(metrics, measured, passed, truth, choices, frames)
+    top_scores, known = np.array([a.score for a in answers]), np.isin(video_labels, gallery_labels)
+    return IdentificationResult(metrics, top_scores, known, measured, passed, truth, choices, frames)
