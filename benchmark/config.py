@@ -120,7 +120,7 @@ class RobustnessConfig:
     attacks: tuple[str, ...] = field(default=ATTACK_NAMES, metadata={"choices": ATTACK_NAMES})
     pairs: int = _num(64, 2, 100_000)
     steps: int = _num(10, 1, 1000)
-    binary_steps: int = _num(4, 0, 20)
+    binary_steps: int = _num(3, 0, 20)
     batch_size: int = _num(128, 1, 4096)
     l2_scale: float = _num(0.25, 0.0, 10.0, "(]")
     transfer_eps: int = _num(4, 1, 255)
