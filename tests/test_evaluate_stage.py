@@ -7,7 +7,10 @@ import pytest
 from benchmark import config
 from benchmark.data import stage as data_stage
 from benchmark.evaluation import stage as evaluate_stage
-from benchmark.models.checkpoint import save_model
+from benchmark.evaluation.clean import VERIFICATION_KEYS
+from benchmark.evaluation.verification import cosine_scores, verification_report
+from benchmark.models.checkpoint import embed_images, load_model, save_model
+from benchmark.train.stage import load_dataset
 from benchmark.models.face_model import build_face_model
 
 
@@ -23,7 +26,7 @@ def tiny(tmp_path_factory):
         },
         "evaluate": {
             "variants": ["one", "two"],
-            "robustness": {"attacks": ["fgsm", "pgd_l2"], "pairs": 8, "steps": 2, "binary_steps": 1},
+            "robustness": {"attacks": ["fgsm", "pgd_linf"], "pairs": 8, "steps": 2, "binary_steps": 1},
         },
     }
     params = config.build(config.Params, raw)
@@ -35,7 +38,7 @@ def tiny(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_evaluate_stage_writes_robustness_and_transfer_contracts(tiny):
+def test_evaluate_stage_writes_evaluation_robustness_and_transfer_contracts(tiny):
     # Prepare
     root, params = tiny
     # Execute
@@ -45,12 +48,28 @@ def test_evaluate_stage_writes_robustness_and_transfer_contracts(tiny):
     transfer = json.loads((root / "r/metrics/transfer.json").read_text())
     assert robustness == result.robustness and list(robustness) == ["one", "two"]
     for variant in robustness.values():
-        assert list(variant) == ["fgsm", "pgd_l2"]
+        assert list(variant) == ["fgsm", "pgd_linf"]
         for report in variant.values():
             assert set(report["eps_4"]) == {"dodging_asr", "impersonation_asr", "robust_accuracy"}
             assert set(report["median_min_perturbation"]) == {"dodging", "impersonation"}
     assert set(transfer["matrix"]) == {"one", "two"} and set(transfer["matrix"]["one"]) == {"one", "two"}
     assert set(result.seconds) == {"one", "two"}
+    evaluation = json.loads((root / "r/metrics/evaluation.json").read_text())
+    assert list(evaluation) == ["one", "two"]
+    for name, variant in evaluation.items():
+        assert set(variant) == {"verification", "identification", "robustness"}
+        assert set(VERIFICATION_KEYS) == set(variant["verification"])
+        assert {"rank1", "rank5"} <= set(variant["identification"])
+        assert variant["robustness"] == robustness[name]
+    # the clean verification is the training stages' protocol: recomputing it from the embeddings agrees
+    data = load_dataset(params)
+    model = load_model(root / "a/models/one.pt")
+    report = verification_report(cosine_scores(embed_images(model, data.images), data.protocol.pairs), data.protocol.is_same, data.protocol.folds)
+    assert evaluation["one"]["verification"]["accuracy_mean"] == pytest.approx(report["accuracy_mean"])
+    roc = json.loads((root / "r/plots/evaluate/roc.json").read_text())
+    assert set(roc[0]) == {"far", "one", "two"} and roc[-1]["one"] == 1.0
+    asr = json.loads((root / "r/plots/evaluate/asr_vs_eps.json").read_text())
+    assert [r["eps"] for r in asr] == [1, 2, 4, 8, 16] and set(asr[0]) == {"eps", "one_dodging", "one_impersonation", "two_dodging", "two_impersonation"}
 
 
 def test_evaluate_stage_names_a_checkpoint_without_threshold(tiny):

@@ -1,4 +1,5 @@
-"""Figures of the evaluate stage: attack success vs budget per attack and variant; the transfer heatmap."""
+"""Figures of the evaluate stage: every variant's ROC, attack success vs budget per attack and variant, the
+transfer heatmap."""
 
 from __future__ import annotations
 
@@ -49,4 +50,20 @@ def transfer_figure(names: list[str], values: np.ndarray, title: str) -> Figure:
                 ax.text(j, i, f"{values[i, j]:.2f}", ha="center", va="center", color="w" if values[i, j] < 0.6 else "k")
     ax.set_title(title)
     fig.colorbar(im, ax=ax, label="dodging success rate")
+    return fig
+
+
+def roc_figure(rows: list[dict]) -> Figure:
+    """Every variant's ROC (log FAR), from :func:`benchmark.evaluation.clean.roc_rows` rows."""
+    fig = Figure(figsize=(6.5, 4.2), layout="constrained")
+    ax = fig.subplots()
+    far = [r["far"] for r in rows]
+    for variant in [k for k in rows[0] if k != "far"]:
+        ax.step(far, [r[variant] for r in rows], where="post", label=variant)
+    ax.set_xscale("log")
+    ax.set_xlabel("false accept rate")
+    ax.set_ylabel("true accept rate")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title("Clean verification on the test pairs")
     return fig

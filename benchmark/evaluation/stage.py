@@ -2,13 +2,16 @@
 
 For each variant in ``evaluate.variants`` it loads ``<artifacts>/models/<variant>.pt``
 (:func:`~benchmark.models.checkpoint.load_model`) and its decision threshold (``meta["verification"]
-["threshold"]``, saved by the training stages) and runs :func:`evaluate_variant`, which returns the
-variant's dict (today: the robustness report; later stages of the protocol add their keys beside it).
-Then the transfer matrix across all the variants.
+["threshold"]``, saved by the training stages) and runs :func:`evaluate_variant`: clean verification and
+identification on the data stage's test pairs, gallery and probes (:mod:`benchmark.evaluation.clean`), and the
+robustness report. Then the transfer matrix across all the variants.
 
-Writes ``<reports>/metrics/robustness.json`` = ``{variant: {attack: {"eps_N": ..., "median_min_perturbation":
-...}}}`` and ``<reports>/metrics/transfer.json`` = ``{"attack": "pgd_linf", "eps": N/255 as "eps_N",
-"matrix": {source: {target: dodging_asr}}}``.
+Writes, in ``<reports>/metrics/``: ``evaluation.json`` = ``{variant: {"verification": {...},
+"identification": {...}, "robustness": {...}}}``; ``robustness.json`` = ``{variant: {attack: {"eps_N": ...,
+"median_min_perturbation": ...}}}``; ``transfer.json`` = ``{"attack": "pgd_linf", "eps": N/255 as "eps_N",
+"matrix": {source: {target: dodging_asr}}}``. And plot data for ``dvc plots`` in ``<reports>/plots/evaluate/``:
+``roc.json`` (every variant's ROC on one FAR grid) and ``asr_vs_eps.json`` (PGD-L-inf dodging and
+impersonation success per budget, a column per variant).
 """
 
 from __future__ import annotations
@@ -22,18 +25,25 @@ import torch
 
 from benchmark import io
 from benchmark.config import Params
+from benchmark.evaluation.clean import clean_report, roc_rows
 from benchmark.evaluation.robustness_runner import robustness_report, transfer_matrix
-from benchmark.models.checkpoint import load_model
+from benchmark.models.checkpoint import embed_images, load_model
 from benchmark.models.face_model import FaceModel
 from benchmark.train.stage import Dataset, load_dataset
 
 
+PLOT_ATTACK = "pgd_linf"
+
+
 @dataclass
 class EvaluateResult:
-    """robustness: {variant: {attack: ...}}; transfer: transfer.json's content; seconds: {variant: s}."""
+    """evaluation: evaluation.json's content; robustness: {variant: {attack: ...}}; transfer: transfer.json's
+    content; scores: {variant: (P,) clean test-pair scores}; seconds: {variant: s}."""
 
+    evaluation: dict
     robustness: dict
     transfer: dict
+    scores: dict
     seconds: dict
 
 
@@ -55,30 +65,54 @@ def load_variant(params: Params, variant: str) -> tuple[FaceModel, float]:
     return model, threshold
 
 
-def evaluate_variant(model: FaceModel, threshold: float, data: Dataset, params: Params, name: str = "") -> dict:
-    """One variant's robustness report on the test pairs (see :func:`robustness_report`)."""
+def evaluate_variant(model: FaceModel, threshold: float, data: Dataset, params: Params, name: str = "") -> tuple[dict, np.ndarray]:
+    """One variant under the whole protocol: ``({"verification", "identification", "robustness"}, clean pair
+    scores (P,))``. The robustness report attacks at the variant's own threshold (see :func:`robustness_report`)."""
     p = data.protocol
-    return robustness_report(
+    needed = np.unique(np.concatenate([p.pairs.ravel(), p.gallery, p.probes]))
+    embeddings = np.zeros((len(data.images), model.embedding_dim), np.float32)
+    embeddings[needed] = embed_images(model, data.images[needed])
+    report, scores = clean_report(embeddings, data.labels, p)
+    report["robustness"] = robustness_report(
         model, data.images, p.pairs, p.is_same, threshold, params.evaluate.robustness, params.seed, desc=name or "robustness"
     )
+    return report, scores
+
+
+def asr_rows(robustness: dict, attack: str = PLOT_ATTACK) -> list[dict]:
+    """Rows ``{"eps": N, "<variant>_dodging": asr, "<variant>_impersonation": asr, ...}`` of one attack, for ``dvc plots``."""
+    levels = sorted({int(k[4:]) for attacks in robustness.values() for k in attacks.get(attack, {}) if k.startswith("eps_")})
+    rows = []
+    for n in levels:
+        row = {"eps": n}
+        for variant, attacks in robustness.items():
+            level = attacks.get(attack, {}).get(f"eps_{n}", {})
+            row[f"{variant}_dodging"] = level.get("dodging_asr")
+            row[f"{variant}_impersonation"] = level.get("impersonation_asr")
+        rows.append(row)
+    return rows
 
 
 def run(params: Params, data: Dataset | None = None) -> EvaluateResult:
-    """Evaluate every variant, build the transfer matrix, write the metrics files."""
+    """Evaluate every variant, build the transfer matrix, write the metrics and plot files."""
     data = data or load_dataset(params)
-    models, thresholds, robustness, seconds = {}, {}, {}, {}
+    models, thresholds, evaluation, scores, seconds = {}, {}, {}, {}, {}
     for variant in params.evaluate.variants:
         models[variant], thresholds[variant] = load_variant(params, variant)
         start = time.perf_counter()
-        robustness[variant] = evaluate_variant(models[variant], thresholds[variant], data, params, variant)
+        evaluation[variant], scores[variant] = evaluate_variant(models[variant], thresholds[variant], data, params, variant)
         seconds[variant] = round(time.perf_counter() - start, 2)
+    robustness = {v: r["robustness"] for v, r in evaluation.items()}
     cfg = params.evaluate.robustness
     matrix = transfer_matrix(models, data.images, data.protocol.pairs, data.protocol.is_same, thresholds, cfg, params.seed)
     transfer = {"attack": "pgd_linf", "eps": f"eps_{cfg.transfer_eps}", "steps": cfg.steps, "matrix": matrix}
-    metrics = Path(params.paths.reports) / "metrics"
-    io.write_json(metrics / "robustness.json", robustness)
-    io.write_json(metrics / "transfer.json", transfer)
-    return EvaluateResult(robustness, transfer, seconds)
+    reports = Path(params.paths.reports)
+    io.write_json(reports / "metrics" / "evaluation.json", evaluation)
+    io.write_json(reports / "metrics" / "robustness.json", robustness)
+    io.write_json(reports / "metrics" / "transfer.json", transfer)
+    io.write_json(reports / "plots" / "evaluate" / "roc.json", roc_rows(scores, data.protocol.is_same))
+    io.write_json(reports / "plots" / "evaluate" / "asr_vs_eps.json", asr_rows(robustness))
+    return EvaluateResult(evaluation, robustness, transfer, scores, seconds)
 
 
 def asr_table(robustness: dict) -> list[dict]:
