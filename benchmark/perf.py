@@ -8,12 +8,21 @@ Writes ``<reports>/perf.json``: ``{"machine": ..., "figures": {name: {"value", "
   (:mod:`benchmark.train.bare`; target ratio >= 0.8);
 * ``faiss_search_100k``: k=1 queries/s on a 100,000-identity gallery of 128-d vectors, reference =
   the 1,000 queries/s target.
+* ``ckks_encrypt_vs_tenseal``: values/s an institution seals its update (as many values as the shared
+  network has), reference = raw TenSEAL ``ckks_vector(...).serialize()`` on the same values in the same
+  process (:mod:`benchmark.federated.throughput`; target ratio >= 0.8);
+* ``he_round_vs_local_train``: HE seconds per round (encrypt + aggregate + decrypt) of the ``blind`` mode,
+  reference = local training seconds per round, from ``<reports>/metrics/federated.json`` (or, when the
+  federated stage has not run, from a one-round blind federation run here).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import platform
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +30,9 @@ import torch
 
 from benchmark import io
 from benchmark.config import Params
+from benchmark.federated import local
+from benchmark.federated import stage as federated_stage
+from benchmark.federated.throughput import encrypt_throughput, he_vs_training
 from benchmark.identify.throughput import search_throughput
 from benchmark.models.autoencoder import SemiSupervisedAE
 from benchmark.models.registry import create_head
@@ -34,6 +46,17 @@ def figure(value: float, unit: str, reference: float) -> dict:
     return {"value": value, "unit": unit, "reference": reference, "ratio": value / reference}
 
 
+def federated_metrics(params: Params) -> dict:
+    """The federated stage's metrics, or those of a one-round ``blind`` federation run now."""
+    path = Path(params.paths.reports) / "metrics" / "federated.json"
+    if path.is_file() and "blind" in (metrics := json.loads(path.read_text())):
+        return metrics
+    one = dataclasses.replace(params, federated=dataclasses.replace(params.federated, rounds=1, modes="blind"))
+    with tempfile.TemporaryDirectory() as tmp:
+        result = federated_stage.run_mode("blind", one, Path(tmp), progress=False)
+    return {"blind": federated_stage.mode_metrics("blind", result, local.dataset(one))}
+
+
 def run(params: Params) -> dict:
     """Run every benchmark and write ``<reports>/perf.json``; returns its content."""
     data = load_dataset(params)
@@ -42,12 +65,17 @@ def run(params: Params) -> dict:
     head = create_head(cfg.head, embedding_dim=cfg.embedding_dim, num_classes=len(np.unique(data.labels[p.labelled])))
     loop = throughput_ratio(SemiSupervisedAE(face), head, data.images, data.labels, p.labelled, p.unlabelled, p.val)
     faiss_figures = search_throughput()
+    values = len(local.shared_vector(local.new_model(params, data.images.shape[1]))) + 1
+    ckks_figures = encrypt_throughput(values, params.federated.ckks)
+    he = he_vs_training(federated_metrics(params))["blind"]
     out = {
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                     "cuda": torch.cuda.is_available()},
         "figures": {
             "train_loop_vs_bare_pytorch": figure(loop["loop_images_per_second"], "images/s", loop["bare_images_per_second"]),
             "faiss_search_100k": figure(faiss_figures["queries_per_second"], "queries/s", FAISS_TARGET_QPS),
+            "ckks_encrypt_vs_tenseal": figure(ckks_figures["values_per_second"], "values/s", ckks_figures["tenseal_values_per_second"]),
+            "he_round_vs_local_train": figure(he["he_seconds"], "s/round", he["train_seconds"]),
         },
     }
     io.write_json(Path(params.paths.reports) / "perf.json", out)

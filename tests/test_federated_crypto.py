@@ -8,6 +8,7 @@ from benchmark.federated import ckks
 from benchmark.federated.aggregation import AGGREGATIONS, create_aggregation
 from benchmark.federated.ckks import CiphertextError, Sealed
 from benchmark.federated.encryption import WORKFLOWS, Contribution, InstitutionCipher, create_workflow
+from benchmark.federated.throughput import encrypt_throughput, he_vs_training
 
 CFG = CkksConfig()
 RNG = np.random.default_rng(0)
@@ -168,3 +169,15 @@ def test_no_valid_update_is_an_error_listing_the_rejections(institution_keys):
     parts = [Contribution(c.sender, truncate(c.sealed), c.weight) for c in contributions(institutions, rule)]
     with pytest.raises(ValueError, match="institution 2"):
         server.aggregate(parts, rule)
+
+
+def test_encrypt_throughput_compares_with_raw_tenseal_on_the_same_values():
+    out = encrypt_throughput(5000, CFG, repeats=1)
+    assert out["values"] == 5000 and out["values_per_second"] > 0 and out["tenseal_values_per_second"] > 0
+    assert out["ratio"] == pytest.approx(out["values_per_second"] / out["tenseal_values_per_second"])
+
+
+def test_he_vs_training_is_the_median_ratio_per_encrypted_mode():
+    m = {"encrypt_seconds": [1.0, 2.0, 3.0], "aggregate_seconds": [0.5, 0.5, 0.5], "decrypt_seconds": [0.5, 0.5, 0.5], "train_seconds": [4.0, 5.0, 6.0]}
+    out = he_vs_training({"blind": m, "plaintext": {}})
+    assert set(out) == {"blind"} and out["blind"]["he_seconds"] == 3.0 and out["blind"]["ratio"] == pytest.approx(3.0 / 5.0)

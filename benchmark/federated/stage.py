@@ -13,7 +13,7 @@ Writes (atomically):
   eer, tar_at_far_1e-2, tar_at_far_1e-3, threshold) and per-round ``accuracy``; for the encrypted modes
   per-round ``encrypt_seconds``, ``aggregate_seconds``, ``decrypt_seconds``, ``bytes_sent``,
   ``bytes_received``, ``bytes_plaintext``; for every federated mode per-round ``train_seconds`` and
-  ``rejected``; ``server_holds_secret_key``; ``targets``; ``privacy`` (when the privacy evidence ran);
+  ``rejected``; ``server_holds_secret_key``; ``targets``; ``keys`` (:func:`key_evidence`); ``privacy``;
 * ``<reports>/plots/federated_rounds.json``: accuracy per round and mode (for ``dvc plots``).
 """
 
@@ -30,8 +30,10 @@ import numpy as np
 import yaml
 
 from benchmark import config, io
-from benchmark.config import Params
+from benchmark.config import CkksConfig, Params
 from benchmark.federated import ckks, local
+from benchmark.federated.ckks import CiphertextError
+from benchmark.federated.encryption import InstitutionCipher, create_workflow
 from benchmark.federated.centralized import run_centralized
 from benchmark.federated.client_app import make_client_app
 from benchmark.federated.grid import run_local
@@ -103,6 +105,31 @@ def targets(metrics: dict) -> dict:
     return out
 
 
+def key_evidence(cfg: CkksConfig) -> dict:
+    """Who can decrypt what, shown on fresh keys: the blind server's context and the third party's public
+    context hold no secret key (decryption fails), and the third party's key cannot read the sum it
+    re-encrypted for the institutions."""
+    institutions = InstitutionCipher("institution 0", ckks.secret_bytes(ckks.key_pair(cfg)), None)
+    blind, third_party = create_workflow("blind", cfg), create_workflow("third_party", cfg)
+    blind.set_institutions_context(institutions.public_context())
+    third_party.set_institutions_context(institutions.public_context())
+    server_view = ckks.load_context(institutions.public_context())
+    sealed = institutions.seal(np.array([0.25, -1.5, 1.0]))
+    try:
+        ckks.decrypt(server_view, ckks.load_vector(server_view, sealed, "institution 0"), "institution 0")
+        blind_error = ""
+    except CiphertextError as err:
+        blind_error = str(err)
+    return {
+        "blind_server_holds_secret_key": blind.holds_secret_key,
+        "blind_server_context_is_private": server_view.is_private(),
+        "blind_server_decrypt_attempt": blind_error,
+        "third_party_holds_secret_key": third_party.holds_secret_key,
+        "third_party_public_context_is_private": ckks.load_context(third_party.public_context()).is_private(),
+        "institutions_hold_secret_key": institutions.keys.is_private(),
+    }
+
+
 def run(params: Params, progress: bool = True) -> dict:
     """Run every mode of ``federated.modes``, write models, metrics and plot data; returns
     ``{"metrics": ..., "models": {mode: FaceModel}}``."""
@@ -120,14 +147,9 @@ def run(params: Params, progress: bool = True) -> dict:
             save_model(result.model, artifacts / "models" / f"federated_{mode}.pt", meta)
     out = {**metrics, "institutions": params.data.protocol.institutions, "rounds": params.federated.rounds,
            "local_epochs": params.federated.local_epochs, "params": int(len(local.shared_vector(next(iter(models.values()))))),
-           "targets": targets(metrics)}
+           "targets": targets(metrics), "keys": key_evidence(params.federated.ckks)}
     io.write_json(reports / "metrics" / "federated.json", out)
     rows = [{"round": r + 1, **{m: metrics[m]["accuracy"][r] for m in metrics}} for r in range(params.federated.rounds)]
     io.write_json(reports / "plots" / "federated_rounds.json", rows)
     return {"metrics": out, "models": models}
 
-
-def he_seconds(metrics: dict, mode: str) -> np.ndarray:
-    """HE seconds per round (encrypt + aggregate + decrypt) of an encrypted mode."""
-    m = metrics[mode]
-    return np.asarray(m["encrypt_seconds"]) + np.asarray(m["aggregate_seconds"]) + np.asarray(m["decrypt_seconds"])
