@@ -8,8 +8,8 @@ components ``benchmark.federated.server_app:app`` and ``benchmark.federated.clie
 Flower App Bundle and submits it through the SuperLink connection of a Flower configuration file
 (``$FLWR_HOME/config.toml``). The apps import this checkout's ``benchmark`` through ``PYTHONPATH``.
 
-:class:`LocalDeployment` starts everything in its own session (process group) and, on exit, stops every
-process it started, grandchildren included, with SIGTERM then SIGKILL.
+:class:`LocalDeployment` starts everything in its own session and, on exit, stops every process it
+started and their descendants (found with psutil before any is stopped), with SIGTERM then SIGKILL.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import psutil
 
 import benchmark
 
@@ -89,7 +91,8 @@ class LocalDeployment:
         bin_dir = Path(sys.executable).parent
         self.bin = {name: str(bin_dir / name) for name in ("flower-superlink", "flower-supernode", "flwr")}
         root = str(Path(benchmark.__file__).resolve().parents[1])
-        self.env = {**os.environ, "FLWR_HOME": str(self.workdir / "flwr_home"), "PYTHONPATH": root}
+        path = os.pathsep.join([str(bin_dir), os.environ.get("PATH", "")])
+        self.env = {**os.environ, "PATH": path, "FLWR_HOME": str(self.workdir / "flwr_home"), "PYTHONPATH": root}
 
     def _start(self, args: list[str], log: str) -> None:
         out = open(self.workdir / log, "wb")
@@ -131,23 +134,34 @@ class LocalDeployment:
             time.sleep(0.5)
         return done
 
-    def stop(self) -> None:
-        """SIGTERM every started process group, SIGKILL what is left after 10 s."""
-        for p in self.processes:
-            _signal_group(p, signal.SIGTERM)
-        deadline = time.monotonic() + 10
+    def descendants(self) -> list[psutil.Process]:
+        """Every live process started here, with its descendants (the SuperLink and SuperNodes start
+        ``flower-superexec``, ``flwr-serverapp`` and ``flwr-clientapp`` in sessions of their own)."""
+        found = []
         for p in self.processes:
             try:
-                p.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
-            _signal_group(p, signal.SIGKILL)
-            p.wait()
+                root = psutil.Process(p.pid)
+                found += [root, *root.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                continue
+        return found
+
+    def stop(self) -> None:
+        """SIGTERM every process started here and its descendants, SIGKILL what is left after 10 s."""
+        procs = self.descendants()
+        for proc in procs:
+            _signal(proc, signal.SIGTERM)
+        _, alive = psutil.wait_procs(procs, timeout=10)
+        for proc in alive:
+            _signal(proc, signal.SIGKILL)
+        psutil.wait_procs(alive, timeout=10)
+        for p in self.processes:
+            p.wait(timeout=10)
         self.processes.clear()
 
 
-def _signal_group(p: subprocess.Popen, sig: int) -> None:
+def _signal(proc: psutil.Process, sig: int) -> None:
     try:
-        os.killpg(p.pid, sig)
-    except ProcessLookupError:
-        pass
+        proc.send_signal(sig)
+    except psutil.NoSuchProcess:
+        return
