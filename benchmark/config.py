@@ -24,6 +24,7 @@ import yaml
 
 from benchmark.errors import ConfigError
 from benchmark.identify.settings import IdentifyConfig
+from benchmark.privacy.settings import PrivacyConfig
 
 
 def _num(default: float, lo: float | None, hi: float | None, ends: str = "[]", **kw: Any) -> Any:
@@ -141,6 +142,7 @@ class FederatedConfig:
     lr: float = _num(2e-3, 0.0, 10.0, "(]")
     weight_decay: float = _num(5e-4, 0.0, 1.0)
     ckks: CkksConfig = field(default_factory=CkksConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
 
     def __post_init__(self) -> None:
         allowed = ("third_party", "blind", "plaintext", "centralized")

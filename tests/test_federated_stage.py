@@ -12,7 +12,14 @@ from benchmark.federated import stage
 from benchmark.federated.server_app import QuorumError
 from benchmark.models.checkpoint import embed_images, load_model
 
-TINY_FED = {"rounds": 2, "local_epochs": 1, "batch_size": 16, "embedding_dim": 16, "min_institutions": 2}
+TINY_FED = {
+    "rounds": 2,
+    "local_epochs": 1,
+    "batch_size": 16,
+    "embedding_dim": 16,
+    "min_institutions": 2,
+    "privacy": {"iterations": 30},
+}
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +113,11 @@ def test_stage_writes_the_metrics_contract_and_loadable_models(tiny):
     # same seeds, same preset parameters: CKKS error (~1e-8) must not move accuracy by more than a pair or two
     assert abs(metrics["blind"]["accuracy"][-1] - metrics["plaintext"]["accuracy"][-1]) <= 0.05
     assert json.loads((root / "r/plots/federated_rounds.json").read_text())[1]["round"] == 2
+    privacy = metrics["privacy"]
+    assert privacy["attacked_mode"] == "plaintext" and privacy["psnr_plaintext"] > 0 and 0 <= privacy["reidentified_plaintext"] <= 1
+    assert privacy["blind_server"]["context_has_secret_key"] is False and privacy["blind_server"]["decrypted"] is False
+    assert out["privacy"]["reconstructions"].shape == out["privacy"]["originals"].shape
+    assert metrics["keys"]["blind_server_holds_secret_key"] is False and metrics["keys"]["third_party_holds_secret_key"] is True
 
 
 def data_stage_images(params):

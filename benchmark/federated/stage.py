@@ -36,7 +36,8 @@ from benchmark.federated.ckks import CiphertextError
 from benchmark.federated.encryption import InstitutionCipher, create_workflow
 from benchmark.federated.centralized import run_centralized
 from benchmark.federated.client_app import make_client_app
-from benchmark.federated.grid import run_local
+from benchmark.federated.evidence import privacy_evidence
+from benchmark.federated.grid import FIRST_NODE_ID, run_local
 from benchmark.federated.server_app import make_server_app
 from benchmark.models.checkpoint import save_model
 from benchmark.models.face_model import FaceModel
@@ -47,12 +48,14 @@ COSTS = ("encrypt_seconds", "aggregate_seconds", "decrypt_seconds", "bytes_sent"
 
 @dataclass
 class FederatedRun:
-    """One mode's final model, per-round rows, and (federated modes) whether the server held a secret key."""
+    """One mode's final model, per-round rows, and (federated modes) whether the server held a secret key
+    and institution 0's private head (its state dict)."""
 
     model: FaceModel
     rounds: list[dict]
     server_holds_secret_key: bool | None
     seconds: float
+    head_state: dict | None = None
 
 
 def run_mode(mode: str, params: Params, workdir: Path, progress: bool = True, mods: list | None = None) -> FederatedRun:
@@ -73,7 +76,9 @@ def run_mode(mode: str, params: Params, workdir: Path, progress: bool = True, mo
     model = local.new_model(params, data.images.shape[1])
     holder = next(c for c in grid.contexts.values() if "fb.global" in c.state)
     local.load_shared_vector(model, holder.state["fb.global"]["vector"].numpy())
-    return FederatedRun(model.eval(), history["rounds"], history["server_holds_secret_key"], time.perf_counter() - start)
+    first = grid.contexts[FIRST_NODE_ID].state
+    head = first["fb.head"].to_torch_state_dict() if "fb.head" in first else None
+    return FederatedRun(model.eval(), history["rounds"], history["server_holds_secret_key"], time.perf_counter() - start, head)
 
 
 def mode_metrics(mode: str, result: FederatedRun, data: local.Dataset) -> dict:
@@ -131,25 +136,32 @@ def key_evidence(cfg: CkksConfig) -> dict:
 
 
 def run(params: Params, progress: bool = True) -> dict:
-    """Run every mode of ``federated.modes``, write models, metrics and plot data; returns
-    ``{"metrics": ..., "models": {mode: FaceModel}}``."""
+    """Run every mode of ``federated.modes``, the privacy evidence (on the plaintext run, or the first
+    federated mode's), write models, metrics and plot data; returns ``{"metrics": ..., "models": {mode:
+    FaceModel}, "privacy": the leakage report or None}``."""
     logging.getLogger("flwr").setLevel(logging.WARNING)
     data = local.dataset(params)
     artifacts, reports = Path(params.paths.artifacts), Path(params.paths.reports)
-    metrics, models = {}, {}
+    metrics, models, heads = {}, {}, {}
     with tempfile.TemporaryDirectory(prefix="facebench-federated-") as tmp:
         for mode in params.federated.modes.split("-"):
             result = run_mode(mode, params, Path(tmp), progress)
             metrics[mode] = mode_metrics(mode, result, data)
             models[mode] = result.model
+            if result.head_state is not None:
+                heads[mode] = result.head_state
             meta = {"stage": "federated", "mode": mode, "config": config.as_dict(params.federated), "seed": params.seed,
                     "verification": metrics[mode]["verification"], "rounds": params.federated.rounds}
             save_model(result.model, artifacts / "models" / f"federated_{mode}.pt", meta)
     out = {**metrics, "institutions": params.data.protocol.institutions, "rounds": params.federated.rounds,
            "local_epochs": params.federated.local_epochs, "params": int(len(local.shared_vector(next(iter(models.values()))))),
            "targets": targets(metrics), "keys": key_evidence(params.federated.ckks)}
+    attacked = "plaintext" if "plaintext" in heads else next(iter(heads), None)
+    evidence = privacy_evidence(params, models[attacked], heads[attacked], progress) if attacked else None
+    if evidence:
+        out["privacy"] = {**evidence["metrics"], "attacked_mode": attacked}
     io.write_json(reports / "metrics" / "federated.json", out)
     rows = [{"round": r + 1, **{m: metrics[m]["accuracy"][r] for m in metrics}} for r in range(params.federated.rounds)]
     io.write_json(reports / "plots" / "federated_rounds.json", rows)
-    return {"metrics": out, "models": models}
+    return {"metrics": out, "models": models, "privacy": evidence["report"] if evidence else None}
 
