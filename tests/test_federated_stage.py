@@ -1,6 +1,7 @@
 """The Flower apps in process on a tiny preset: faults during real rounds, and the stage's outputs."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from benchmark.federated import stage
 from benchmark.federated.server_app import QuorumError
 from benchmark.models.checkpoint import embed_images, load_model
 
+ROOT = Path(__file__).resolve().parents[1]
 TINY_FED = {
     "rounds": 2,
     "local_epochs": 1,
@@ -124,3 +126,22 @@ def data_stage_images(params):
     from benchmark.train.stage import load_dataset
 
     return load_dataset(params).images[:6]
+
+
+@pytest.mark.slow
+def test_federated_notebook_runs_and_shows_its_figures(tiny, tmp_path):
+    import papermill
+
+    root, params = tiny
+    raw = config.as_dict(with_federated(params, rounds=1, modes="blind-plaintext-centralized"))
+    raw["paths"] = {"artifacts": str(root / "a"), "reports": str(tmp_path / "r")}
+    injected = {k: raw[k] for k in ("seed", "device", "paths", "data", "federated")}
+    out = tmp_path / "06_federated.ipynb"
+    papermill.execute_notebook(str(ROOT / "notebooks/06_federated.ipynb"), str(out), parameters=injected, cwd=str(ROOT), progress_bar=False)
+    figures = sorted(p.name for p in (tmp_path / "r/figures/federated").glob("*.png"))
+    assert figures == ["accuracy_per_round.png", "cost_per_round.png", "reconstructions.png"]
+    executed = json.loads(out.read_text())
+    images = [o for c in executed["cells"] for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert len(images) == 3
+    metrics = json.loads((tmp_path / "r/metrics/federated.json").read_text())
+    assert set(metrics) >= {"blind", "plaintext", "centralized", "privacy", "targets", "keys"}
