@@ -145,3 +145,22 @@ def test_federated_notebook_runs_and_shows_its_figures(tiny, tmp_path):
     assert len(images) == 3
     metrics = json.loads((tmp_path / "r/metrics/federated.json").read_text())
     assert set(metrics) >= {"blind", "plaintext", "centralized", "privacy", "targets", "keys"}
+
+
+def test_quorum_above_the_number_of_institutions_is_a_config_error(tiny):
+    _, params = tiny
+    with pytest.raises(config.ConfigError, match="'federated.min_institutions' = 4 exceeds 'data.protocol.institutions' = 3"):
+        stage.run(with_federated(params, min_institutions=4), progress=False)
+
+
+def test_institutions_keep_their_own_disjoint_identities(tiny):
+    from benchmark.federated import local
+
+    _, params = tiny
+    data = local.dataset(params)
+    parts = [local.institution_images(data, i, "all") for i in range(3)]
+    ids = [set(data.labels[p].tolist()) for p in parts]
+    assert not (ids[0] & ids[1]) and not (ids[1] & ids[2]) and not (ids[0] & ids[2])
+    labelled = local.institution_images(data, 0, "labelled")
+    assert set(labelled) <= set(parts[0]) and set(labelled) <= set(data.protocol.labelled.tolist())
+    assert np.array_equal(local.union_images(data, "all"), np.sort(np.concatenate(parts)))

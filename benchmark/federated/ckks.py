@@ -23,6 +23,7 @@ import numpy as np
 import tenseal as ts
 
 from benchmark.config import CkksConfig
+from benchmark.io import atomic_path
 
 
 class CiphertextError(ValueError):
@@ -139,7 +140,5 @@ class Stopwatch:
 def write_key_pair(path: str, cfg: CkksConfig) -> None:
     """Generate the institutions' shared key pair and write it (secret key included) to ``path``, the
     file each institution's SuperNode reads (``node_config["keys"]``); it never goes to the server."""
-    from benchmark.io import atomic_path
-
     with atomic_path(path) as tmp:
         tmp.write_bytes(secret_bytes(key_pair(cfg)))

@@ -31,7 +31,3 @@ def get_sealed(content: RecordDict, sender: str) -> tuple[Sealed, float, str]:
     data = content["sealed"]["data"].numpy().tobytes()
     return Sealed(data, str(meta["digest"]), str(meta["key_id"]), int(meta["values"])), float(meta["weight"]), str(meta["sender"])
 
-
-def sealed_bytes(content: RecordDict) -> int:
-    """Bytes of the sealed update in ``content`` (0 if none)."""
-    return int(content["sealed"]["data"].numpy().nbytes) if "sealed" in content else 0

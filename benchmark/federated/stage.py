@@ -31,6 +31,7 @@ import yaml
 
 from benchmark import config, io
 from benchmark.config import CkksConfig, Params
+from benchmark.errors import ConfigError
 from benchmark.federated import ckks, local
 from benchmark.federated.ckks import CiphertextError
 from benchmark.federated.encryption import InstitutionCipher, create_workflow
@@ -140,6 +141,11 @@ def run(params: Params, progress: bool = True) -> dict:
     federated mode's), write models, metrics and plot data; returns ``{"metrics": ..., "models": {mode:
     FaceModel}, "privacy": the leakage report or None}``."""
     logging.getLogger("flwr").setLevel(logging.WARNING)
+    if params.federated.min_institutions > params.data.protocol.institutions:
+        raise ConfigError(
+            f"'federated.min_institutions' = {params.federated.min_institutions} exceeds "
+            f"'data.protocol.institutions' = {params.data.protocol.institutions}: no round could reach the quorum"
+        )
     data = local.dataset(params)
     artifacts, reports = Path(params.paths.artifacts), Path(params.paths.reports)
     metrics, models, heads = {}, {}, {}
