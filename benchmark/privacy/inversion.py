@@ -163,13 +163,13 @@ def invert_update(
         dummy = torch.autograd.grad(inner, weights, create_graph=True)
         match = update_distance(dummy, target, cfg.objective)
         loss = match + cfg.tv_weight * total_variation(x)
+        history.append(float(match.detach()))
+        if history[-1] < best_loss:
+            best_loss, best = history[-1], x.detach().clone()
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward(inputs=variables)
         opt.step()
         schedule.step()
         with torch.no_grad():
             x.clamp_(0.0, 1.0)
-        history.append(float(match.detach()))
-        if history[-1] < best_loss:
-            best_loss, best = history[-1], x.detach().clone()
     return Reconstruction(best.cpu(), begin, best_loss, history, time.perf_counter() - start)
