@@ -59,12 +59,15 @@ class Reconstruction:
     seconds: float
 
 
-def _check_batch(images: torch.Tensor, labels: torch.Tensor | None, max_batch: int) -> None:
+MAX_BATCH = 8  # the attack's limit; leakage falls fast with the batch size (PrivacyConfig.batch_size)
+
+
+def _check_batch(images: torch.Tensor, labels: torch.Tensor) -> None:
     if images.ndim != 4 or images.shape[1] != 3 or images.dtype != torch.float32:
         raise ValueError(f"images must be float32 (B, 3, H, W), got {images.dtype} {tuple(images.shape)}")
-    if not 1 <= images.shape[0] <= max_batch:
-        raise ValueError(f"batch size must be in [1, {max_batch}], got {images.shape[0]}")
-    if labels is not None and tuple(labels.shape) != (images.shape[0],):
+    if images.shape[0] < 1:
+        raise ValueError("batch size must be at least 1, got an empty batch")
+    if tuple(labels.shape) != (images.shape[0],):
         raise ValueError(f"labels must have shape ({images.shape[0]},), got {tuple(labels.shape)}")
 
 
@@ -85,7 +88,7 @@ def local_update(
     ``head(model(images), labels)`` with respect to the shared network's parameters only (the head's
     own gradient stays private). images (B, 3, H, W) in [0, 1], labels (B,) int64 head classes.
     Returns detached tensors, one per ``model.parameters()``; ``model`` and ``head`` are not modified."""
-    _check_batch(images, labels, max_batch=len(images) or 1)
+    _check_batch(images, labels)
     twin = _attacked_copy(model, bn_mode, len(images))
     loss = F.cross_entropy(head(twin(images), labels), labels)
     return [g.detach() for g in torch.autograd.grad(loss, list(twin.parameters()))]
@@ -123,8 +126,8 @@ def invert_update(
 
     model:       the shared network with the weights the institution started its step from.
     update:      the observed gradient, one tensor per ``model.parameters()`` (see :func:`local_update`).
-    batch_shape: (B, 3, H, W) of the attacked batch, B <= ``cfg.batch_size``... any B in [1, 8].
-    cfg:         iterations, lr, tv_weight, objective, threat, bn_mode.
+    batch_shape: (B, 3, H, W) of the attacked batch, 1 <= B <= 8 (``MAX_BATCH``).
+    cfg:         iterations, lr, tv_weight, objective, threat, bn_mode (``cfg.batch_size`` is the caller's cap).
     seed:        seeds the random start (uniform pixels) and the free embedding gradients.
     head, labels: required with ``cfg.threat == "known_head"``, ignored otherwise.
     """
@@ -133,8 +136,8 @@ def invert_update(
         raise ValueError("update must hold one tensor per model parameter, with the same shapes")
     if len(batch_shape) != 4 or batch_shape[1] != 3 or min(batch_shape) < 1:
         raise ValueError(f"batch_shape must be (B, 3, H, W) with positive sizes, got {tuple(batch_shape)}")
-    if not 1 <= batch_shape[0] <= 8:
-        raise ValueError(f"batch size must be in [1, 8], got {batch_shape[0]}")
+    if not 1 <= batch_shape[0] <= MAX_BATCH:
+        raise ValueError(f"batch size must be in [1, {MAX_BATCH}], got {batch_shape[0]}")
     if cfg.threat == "known_head" and (head is None or labels is None):
         raise ValueError("threat 'known_head' needs the head and the labels")
     start = time.perf_counter()
@@ -160,13 +163,13 @@ def invert_update(
         dummy = torch.autograd.grad(inner, weights, create_graph=True)
         match = update_distance(dummy, target, cfg.objective)
         loss = match + cfg.tv_weight * total_variation(x)
+        history.append(float(match.detach()))
+        if history[-1] < best_loss:
+            best_loss, best = history[-1], x.detach().clone()
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward(inputs=variables)
         opt.step()
         schedule.step()
         with torch.no_grad():
             x.clamp_(0.0, 1.0)
-        history.append(float(match.detach()))
-        if history[-1] < best_loss:
-            best_loss, best = history[-1], x.detach().clone()
     return Reconstruction(best.cpu(), begin, best_loss, history, time.perf_counter() - start)
