@@ -18,6 +18,7 @@ def accuracy_per_round(metrics: dict) -> Figure:
             acc = metrics[mode]["accuracy"]
             style = "--" if mode == "centralized" else "-"
             ax.plot(np.arange(1, len(acc) + 1), acc, style, marker="o", label=mode)
+    ax.set_xticks(np.arange(1, max(len(metrics[m]["accuracy"]) for m in MODES if m in metrics) + 1))
     ax.set_xlabel("round")
     ax.set_ylabel("verification accuracy (10-fold)")
     ax.grid(True, alpha=0.3)
@@ -46,6 +47,9 @@ def cost_per_round(metrics: dict) -> Figure:
         x = np.arange(1, len(ref["accuracy"]) + 1) + (len(modes) / 2) * width
         ax_t.bar(x, ref["train_seconds"], width, color="grey", label="local training (all institutions)")
         ax_b.bar(x, np.asarray(ref["bytes_plaintext"]) / 1e6, width, color="grey", label="float32 plaintext")
+    rounds = np.arange(1, len(metrics[modes[0]]["accuracy"]) + 1) if modes else []
+    for ax in (ax_t, ax_b):
+        ax.set_xticks(rounds)
     ax_t.set_xlabel("round")
     ax_t.set_ylabel("seconds (all parties)")
     ax_t.legend(fontsize=7)
