@@ -24,6 +24,7 @@ import yaml
 
 from benchmark.errors import ConfigError
 from benchmark.identify.settings import IdentifyConfig
+from benchmark.privacy.settings import PrivacyConfig
 
 
 def _num(default: float, lo: float | None, hi: float | None, ends: str = "[]", **kw: Any) -> Any:
@@ -135,6 +136,63 @@ class EvaluateConfig:
 
 
 @dataclass(frozen=True)
+class CkksConfig:
+    """TenSEAL CKKS parameters of the encrypted federated modes (benchmark/federated/ckks.py).
+
+    poly_modulus_degree: N (slots = N / 2 per ciphertext); coeff_mod_bit_sizes: the modulus chain as a
+    string of bit sizes, e.g. "60-40-60" (aggregation only adds ciphertexts, so one middle prime is
+    enough); scale_bits: log2 of the encoding scale.
+    """
+
+    poly_modulus_degree: int = field(default=8192, metadata={"choices": (4096, 8192, 16384, 32768)})
+    coeff_mod_bit_sizes: str = "60-40-60"
+    scale_bits: int = _num(40, 20, 60)
+
+
+@dataclass(frozen=True)
+class FederatedConfig:
+    """The ``federated`` stage ("knowledge federation"): institutions train the shared embedding network
+    locally, their updates are aggregated (``aggregation``) under an encryption workflow (``modes``), and
+    each institution's identity head stays private. ``centralized`` trains on the union of the
+    institutions' images with the same model and budget (rounds x local_epochs epochs)."""
+
+    modes: str = "third_party-blind-plaintext-centralized"
+    aggregation: str = _choice("fedavg", "fedavg", "uniform")
+    rounds: int = _num(3, 1, 1000)
+    local_epochs: int = _num(3, 1, 1000)
+    min_institutions: int = _num(2, 1, 64)
+    images: str = _choice("all", "all", "labelled")
+    backbone: str = "ae_encoder"
+    head: str = "arcface"
+    embedding_dim: int = _num(128, 2, 4096)
+    batch_size: int = _num(64, 2, 4096)
+    optimizer: str = _choice("adamw", "adamw", "sgd")
+    lr: float = _num(2e-3, 0.0, 10.0, "(]")
+    weight_decay: float = _num(5e-4, 0.0, 1.0)
+    ckks: CkksConfig = field(default_factory=CkksConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
+
+    def __post_init__(self) -> None:
+        allowed = ("third_party", "blind", "plaintext", "centralized")
+        modes = self.modes.split("-")
+        bad = [m for m in modes if m not in allowed] or ([] if len(set(modes)) == len(modes) else ["(repeated)"])
+        if bad:
+            raise ConfigError(
+                f"'federated.modes' = {self.modes!r}: {bad[0]!r} is not allowed; join modes from "
+                f"{', '.join(allowed)} with '-', each once"
+            )
+        try:
+            bits = [int(b) for b in self.ckks.coeff_mod_bit_sizes.split("-")]
+        except ValueError:
+            bits = []
+        if len(bits) < 2 or not all(17 <= b <= 60 for b in bits):
+            raise ConfigError(
+                f"'federated.ckks.coeff_mod_bit_sizes' = {self.ckks.coeff_mod_bit_sizes!r}: expected at least two "
+                "bit sizes between 17 and 60 joined by '-', e.g. '60-40-60'"
+            )
+
+
+@dataclass(frozen=True)
 class PathsConfig:
     """Where stages write, relative to the repository root."""
 
@@ -155,6 +213,7 @@ class Params:
     timm_reference: SupervisedConfig = field(default_factory=lambda: SupervisedConfig(backbone="resnet18", max_epochs=30))
     identify: IdentifyConfig = field(default_factory=IdentifyConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    federated: FederatedConfig = field(default_factory=FederatedConfig)
 
 
 def build(cls: type, raw: Any, where: str = "") -> Any:

@@ -11,13 +11,22 @@ Writes ``<reports>/perf.json``: ``{"machine": ..., "figures": {name: {"value", "
 * ``pgd_vs_torchattacks``: images/s of our PGD-L-inf (:mod:`benchmark.attacks.pgd`, 10 steps, batch 32)
   on the semi-supervised patent model with a cosine identity classifier, reference = torchattacks' ``PGD``
   on the same model, batch, steps and budget, interleaved repeats, medians
-  (:mod:`benchmark.attacks.throughput`; target ratio >= 1.0).
+  (:mod:`benchmark.attacks.throughput`; target ratio >= 1.0);
+* ``ckks_encrypt_vs_tenseal``: values/s an institution seals its update (as many values as the shared
+  network has), reference = raw TenSEAL ``ckks_vector(...).serialize()`` on the same values in the same
+  process (:mod:`benchmark.federated.throughput`; target ratio >= 0.8);
+* ``he_round_vs_local_train``: HE seconds per round (encrypt + aggregate + decrypt) of the ``blind`` mode,
+  reference = local training seconds per round, from ``<reports>/metrics/federated.json`` (or, when the
+  federated stage has not run, from a one-round blind federation run here).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import platform
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -26,9 +35,12 @@ import torch
 from benchmark import io
 from benchmark.attacks.throughput import FaceLogits, pgd_vs_torchattacks
 from benchmark.config import Params
-from benchmark.models.face_model import to_float_nchw
+from benchmark.federated import local
+from benchmark.federated import stage as federated_stage
+from benchmark.federated.throughput import encrypt_throughput, he_vs_training
 from benchmark.identify.throughput import search_throughput
 from benchmark.models.autoencoder import SemiSupervisedAE
+from benchmark.models.face_model import to_float_nchw
 from benchmark.models.registry import create_head
 from benchmark.train.bare import throughput_ratio
 from benchmark.train.stage import build_model, load_dataset
@@ -38,6 +50,17 @@ FAISS_TARGET_QPS = 1000.0
 
 def figure(value: float, unit: str, reference: float) -> dict:
     return {"value": value, "unit": unit, "reference": reference, "ratio": value / reference}
+
+
+def federated_metrics(params: Params) -> dict:
+    """The federated stage's metrics, or those of a one-round ``blind`` federation run now."""
+    path = Path(params.paths.reports) / "metrics" / "federated.json"
+    if path.is_file() and "blind" in (metrics := json.loads(path.read_text())):
+        return metrics
+    one = dataclasses.replace(params, federated=dataclasses.replace(params.federated, rounds=1, modes="blind"))
+    with tempfile.TemporaryDirectory() as tmp:
+        result = federated_stage.run_mode("blind", one, Path(tmp), progress=False)
+    return {"blind": federated_stage.mode_metrics("blind", result, local.dataset(one))}
 
 
 def run(params: Params) -> dict:
@@ -51,6 +74,9 @@ def run(params: Params) -> dict:
     logits = FaceLogits(build_model(cfg, data.images.shape[1], params.seed), classes=100, seed=params.seed).eval()
     batch = to_float_nchw(data.images[p.test[:32]])
     pgd = pgd_vs_torchattacks(logits, batch, torch.as_tensor(np.arange(len(batch)) % 100))
+    values = len(local.shared_vector(local.new_model(params, data.images.shape[1]))) + 1
+    ckks_figures = encrypt_throughput(values, params.federated.ckks)
+    he = he_vs_training(federated_metrics(params))["blind"]
     out = {
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                     "cuda": torch.cuda.is_available()},
@@ -58,6 +84,8 @@ def run(params: Params) -> dict:
             "train_loop_vs_bare_pytorch": figure(loop["loop_images_per_second"], "images/s", loop["bare_images_per_second"]),
             "faiss_search_100k": figure(faiss_figures["queries_per_second"], "queries/s", FAISS_TARGET_QPS),
             "pgd_vs_torchattacks": figure(pgd["ours_images_per_second"], "images/s", pgd["torchattacks_images_per_second"]),
+            "ckks_encrypt_vs_tenseal": figure(ckks_figures["values_per_second"], "values/s", ckks_figures["tenseal_values_per_second"]),
+            "he_round_vs_local_train": figure(he["he_seconds"], "s/round", he["train_seconds"]),
         },
     }
     io.write_json(Path(params.paths.reports) / "perf.json", out)

@@ -1,0 +1,167 @@
+"""Flower's deployment mode on one machine: a SuperLink and one SuperNode per institution as separate
+processes on 127.0.0.1, and ``flwr run`` submitting the federation's apps to them.
+
+flwr 1.42 serves the SuperLink's Fleet, Control and Runtime APIs over HTTP on one port; each SuperNode
+serves its ClientApp runtime API on its own port and starts a ``flwr-clientapp`` process per message;
+the SuperLink starts ``flwr-serverapp``. ``flwr run`` packs an app folder (``pyproject.toml`` naming the
+components ``benchmark.federated.server_app:app`` and ``benchmark.federated.client_app:app``) into a
+Flower App Bundle and submits it through the SuperLink connection of a Flower configuration file
+(``$FLWR_HOME/config.toml``). The apps import this checkout's ``benchmark`` through ``PYTHONPATH``.
+
+:class:`LocalDeployment` starts everything in its own session and, on exit, stops every process it
+started and their descendants (found with psutil before any is stopped), with SIGTERM then SIGKILL.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+import benchmark
+
+APP_TOML = """[build-system]
+requires = ["hatchling"]
+build-backend = "hatchling.build"
+
+[project]
+name = "facebenchfederation"
+version = "1.0.0"
+description = "facebench knowledge federation (benchmark.federated)"
+license = "Apache-2.0"
+dependencies = []
+
+[tool.flwr.app]
+publisher = "facebench"
+
+[tool.flwr.app.components]
+serverapp = "benchmark.federated.server_app:app"
+clientapp = "benchmark.federated.client_app:app"
+
+[tool.flwr.app.config]
+params = "{params}"
+mode = "{mode}"
+out = "{out}"
+round-timeout = {timeout}
+"""
+
+CONNECTION_TOML = """[superlink]
+default = "local"
+
+[superlink.local]
+address = "127.0.0.1:{port}"
+insecure = true
+"""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float) -> None:
+    """Block until 127.0.0.1:``port`` accepts connections; TimeoutError after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout:.0f} s")
+
+
+class LocalDeployment:
+    """A SuperLink and ``institutions`` SuperNodes on 127.0.0.1, in ``workdir`` (logs, app folder,
+    Flower home). ``keys``: the institutions' shared key file handed to every SuperNode."""
+
+    def __init__(self, workdir: Path, institutions: int, keys: Path | None = None) -> None:
+        self.workdir = Path(workdir)
+        self.institutions = institutions
+        self.keys = keys
+        self.port = free_port()
+        self.processes: list[subprocess.Popen] = []
+        bin_dir = Path(sys.executable).parent
+        self.bin = {name: str(bin_dir / name) for name in ("flower-superlink", "flower-supernode", "flwr")}
+        root = str(Path(benchmark.__file__).resolve().parents[1])
+        path = os.pathsep.join([str(bin_dir), os.environ.get("PATH", "")])
+        self.env = {**os.environ, "PATH": path, "FLWR_HOME": str(self.workdir / "flwr_home"), "PYTHONPATH": root}
+
+    def _start(self, args: list[str], log: str) -> None:
+        out = open(self.workdir / log, "wb")
+        self.processes.append(subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=self.env, start_new_session=True))
+        out.close()
+
+    def __enter__(self) -> "LocalDeployment":
+        home = self.workdir / "flwr_home"
+        home.mkdir(parents=True, exist_ok=True)
+        (home / "config.toml").write_text(CONNECTION_TOML.format(port=self.port))
+        try:
+            self._start([self.bin["flower-superlink"], "--insecure", "--port", str(self.port), "--disable-runtime-dependency-installation"], "superlink.log")
+            wait_for_port(self.port, 60)
+            for i in range(self.institutions):
+                node = f"partition-id={i} num-partitions={self.institutions}" + (f" keys='{self.keys}'" if self.keys else "")
+                args = [self.bin["flower-supernode"], "--insecure", "--superlink", f"127.0.0.1:{self.port}", "--port", str(free_port()), "--node-config", node]
+                self._start(args, f"supernode{i}.log")
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def run(self, params: Path, mode: str, out: Path, timeout: float) -> subprocess.CompletedProcess:
+        """``flwr run`` the federation's apps; returns once ``out`` (the ServerApp's history) is written.
+        TimeoutError after ``timeout`` seconds; RuntimeError if ``flwr run`` fails."""
+        app = self.workdir / "app"
+        app.mkdir(exist_ok=True)
+        (app / "pyproject.toml").write_text(APP_TOML.format(params=params, mode=mode, out=out, timeout=float(timeout)))
+        done = subprocess.run([self.bin["flwr"], "run", str(app), "local"], env=self.env, capture_output=True, text=True, timeout=timeout)
+        if done.returncode != 0:
+            raise RuntimeError(f"flwr run failed ({done.returncode}): {done.stdout[-2000:]} {done.stderr[-2000:]}")
+        deadline = time.monotonic() + timeout
+        while not Path(out).exists():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the ServerApp wrote no history to {out} within {timeout:.0f} s; logs in {self.workdir}")
+            time.sleep(0.5)
+        return done
+
+    def descendants(self) -> list[psutil.Process]:
+        """Every live process started here, with its descendants (the SuperLink and SuperNodes start
+        ``flower-superexec``, ``flwr-serverapp`` and ``flwr-clientapp`` in sessions of their own)."""
+        found = []
+        for p in self.processes:
+            try:
+                root = psutil.Process(p.pid)
+                found += [root, *root.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                continue
+        return found
+
+    def stop(self) -> None:
+        """SIGTERM every process started here and its descendants, SIGKILL what is left after 10 s."""
+        procs = self.descendants()
+        for proc in procs:
+            _signal(proc, signal.SIGTERM)
+        _, alive = psutil.wait_procs(procs, timeout=10)
+        for proc in alive:
+            _signal(proc, signal.SIGKILL)
+        psutil.wait_procs(alive, timeout=10)
+        for p in self.processes:
+            p.wait(timeout=10)
+        self.processes.clear()
+
+
+def _signal(proc: psutil.Process, sig: int) -> None:
+    try:
+        proc.send_signal(sig)
+    except psutil.NoSuchProcess:
+        return

@@ -1,0 +1,173 @@
+"""The ``federated`` stage: every mode of ``federated.modes`` on the data stage's institutions.
+
+Federated modes (``third_party``, ``blind``, ``plaintext``) run the Flower ServerApp and one ClientApp
+per institution (``data.protocol.institutions``) in this process (:mod:`benchmark.federated.grid`);
+each is a real run from the same preset parameters and seeds. ``centralized`` trains on the union of the
+institutions' images (:mod:`benchmark.federated.centralized`). The institutions' shared key pair is
+generated in a temporary folder that is deleted afterwards.
+
+Writes (atomically):
+
+* ``<artifacts>/models/federated_<mode>.pt``: the final shared network (meta: ``verification``, mode);
+* ``<reports>/metrics/federated.json``: per mode ``verification`` (accuracy_mean, accuracy_std, auc,
+  eer, tar_at_far_1e-2, tar_at_far_1e-3, threshold) and per-round ``accuracy``; for the encrypted modes
+  per-round ``encrypt_seconds``, ``aggregate_seconds``, ``decrypt_seconds``, ``bytes_sent``,
+  ``bytes_received``, ``bytes_plaintext``; for every federated mode per-round ``train_seconds`` and
+  ``rejected``; ``server_holds_secret_key``; ``targets``; ``keys`` (:func:`key_evidence`); ``privacy``;
+* ``<reports>/plots/federated_rounds.json``: accuracy per round and mode (for ``dvc plots``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from benchmark import config, io
+from benchmark.config import CkksConfig, Params
+from benchmark.errors import ConfigError
+from benchmark.federated import ckks, local
+from benchmark.federated.ckks import CiphertextError
+from benchmark.federated.encryption import InstitutionCipher, create_workflow
+from benchmark.federated.centralized import run_centralized
+from benchmark.federated.client_app import make_client_app
+from benchmark.federated.evidence import privacy_evidence
+from benchmark.federated.grid import FIRST_NODE_ID, run_local
+from benchmark.federated.server_app import make_server_app
+from benchmark.models.checkpoint import save_model
+from benchmark.models.face_model import FaceModel
+
+ENCRYPTED = ("third_party", "blind")
+COSTS = ("encrypt_seconds", "aggregate_seconds", "decrypt_seconds", "bytes_sent", "bytes_received", "bytes_plaintext")
+
+
+@dataclass
+class FederatedRun:
+    """One mode's final model, per-round rows, and (federated modes) whether the server held a secret key
+    and institution 0's private head (its state dict)."""
+
+    model: FaceModel
+    rounds: list[dict]
+    server_holds_secret_key: bool | None
+    seconds: float
+    head_state: dict | None = None
+
+
+def run_mode(mode: str, params: Params, workdir: Path, progress: bool = True, mods: list | None = None) -> FederatedRun:
+    """Run one federated mode in process; ``workdir`` holds the params file, keys and the history."""
+    start = time.perf_counter()
+    if mode == "centralized":
+        model, rows = run_centralized(params, progress)
+        return FederatedRun(model, rows, None, time.perf_counter() - start)
+    params_file, keys, out = workdir / "params.yaml", workdir / "institution_keys.bin", workdir / f"{mode}.json"
+    params_file.write_text(yaml.safe_dump(config.as_dict(params)))
+    if not keys.exists():
+        ckks.write_key_pair(str(keys), params.federated.ckks)
+    k = params.data.protocol.institutions
+    nodes = [{"partition-id": i, "num-partitions": k, "keys": str(keys)} for i in range(k)]
+    grid = run_local(make_server_app(progress), make_client_app(mods), nodes, {"params": str(params_file), "mode": mode, "out": str(out)})
+    history = json.loads(out.read_text())
+    data = local.dataset(params)
+    model = local.new_model(params, data.images.shape[1])
+    holder = next(c for c in grid.contexts.values() if "fb.global" in c.state)
+    local.load_shared_vector(model, holder.state["fb.global"]["vector"].numpy())
+    first = grid.contexts[FIRST_NODE_ID].state
+    head = first["fb.head"].to_torch_state_dict() if "fb.head" in first else None
+    return FederatedRun(model.eval(), history["rounds"], history["server_holds_secret_key"], time.perf_counter() - start, head)
+
+
+def mode_metrics(mode: str, result: FederatedRun, data: local.Dataset) -> dict:
+    """The metrics contract of one mode."""
+    out = {"verification": local.verify(result.model, data), "accuracy": [r["accuracy"] for r in result.rounds]}
+    if mode != "centralized":
+        keys = COSTS if mode in ENCRYPTED else ("bytes_sent", "bytes_received", "bytes_plaintext")
+        out.update({k: [r[k] for r in result.rounds] for k in keys})
+        out["rejected"] = [r["rejected"] for r in result.rounds]
+        out["server_holds_secret_key"] = result.server_holds_secret_key
+    out["train_seconds"] = [r["train_seconds"] for r in result.rounds]
+    out["seconds"] = round(result.seconds, 2)
+    return out
+
+
+def targets(metrics: dict) -> dict:
+    """Encrypted modes within 0.5 points of plaintext FedAvg; federated within 3 points of centralized."""
+    acc = {m: v["verification"]["accuracy_mean"] for m, v in metrics.items()}
+    out = {}
+    for m in ENCRYPTED:
+        if m in acc and "plaintext" in acc:
+            gap = 100 * abs(acc[m] - acc["plaintext"])
+            out[f"{m}_vs_plaintext_points"] = {"value": round(gap, 3), "target": 0.5, "met": gap <= 0.5}
+    if "centralized" in acc:
+        for m in ("plaintext", *ENCRYPTED):
+            if m in acc:
+                gap = 100 * (acc["centralized"] - acc[m])
+                out[f"{m}_vs_centralized_points"] = {"value": round(gap, 3), "target": 3.0, "met": gap <= 3.0}
+    return out
+
+
+def key_evidence(cfg: CkksConfig) -> dict:
+    """Who can decrypt what, shown on fresh keys: the blind server's context and the third party's public
+    context hold no secret key (decryption fails), and the third party's key cannot read the sum it
+    re-encrypted for the institutions."""
+    institutions = InstitutionCipher("institution 0", ckks.secret_bytes(ckks.key_pair(cfg)), None)
+    blind, third_party = create_workflow("blind", cfg), create_workflow("third_party", cfg)
+    blind.set_institutions_context(institutions.public_context())
+    third_party.set_institutions_context(institutions.public_context())
+    server_view = ckks.load_context(institutions.public_context())
+    sealed = institutions.seal(np.array([0.25, -1.5, 1.0]))
+    try:
+        ckks.decrypt(server_view, ckks.load_vector(server_view, sealed, "institution 0"), "institution 0")
+        blind_error = ""
+    except CiphertextError as err:
+        blind_error = str(err)
+    return {
+        "blind_server_holds_secret_key": blind.holds_secret_key,
+        "blind_server_context_is_private": server_view.is_private(),
+        "blind_server_decrypt_attempt": blind_error,
+        "third_party_holds_secret_key": third_party.holds_secret_key,
+        "third_party_public_context_is_private": ckks.load_context(third_party.public_context()).is_private(),
+        "institutions_hold_secret_key": institutions.keys.is_private(),
+    }
+
+
+def run(params: Params, progress: bool = True) -> dict:
+    """Run every mode of ``federated.modes``, the privacy evidence (on the plaintext run, or the first
+    federated mode's), write models, metrics and plot data; returns ``{"metrics": ..., "models": {mode:
+    FaceModel}, "privacy": the leakage report or None}``."""
+    logging.getLogger("flwr").setLevel(logging.WARNING)
+    if params.federated.min_institutions > params.data.protocol.institutions:
+        raise ConfigError(
+            f"'federated.min_institutions' = {params.federated.min_institutions} exceeds "
+            f"'data.protocol.institutions' = {params.data.protocol.institutions}: no round could reach the quorum"
+        )
+    data = local.dataset(params)
+    artifacts, reports = Path(params.paths.artifacts), Path(params.paths.reports)
+    metrics, models, heads = {}, {}, {}
+    with tempfile.TemporaryDirectory(prefix="facebench-federated-") as tmp:
+        for mode in params.federated.modes.split("-"):
+            result = run_mode(mode, params, Path(tmp), progress)
+            metrics[mode] = mode_metrics(mode, result, data)
+            models[mode] = result.model
+            if result.head_state is not None:
+                heads[mode] = result.head_state
+            meta = {"stage": "federated", "mode": mode, "config": config.as_dict(params.federated), "seed": params.seed,
+                    "verification": metrics[mode]["verification"], "rounds": params.federated.rounds}
+            save_model(result.model, artifacts / "models" / f"federated_{mode}.pt", meta)
+    out = {**metrics, "institutions": params.data.protocol.institutions, "rounds": params.federated.rounds,
+           "local_epochs": params.federated.local_epochs, "params": int(len(local.shared_vector(next(iter(models.values()))))),
+           "targets": targets(metrics), "keys": key_evidence(params.federated.ckks)}
+    attacked = "plaintext" if "plaintext" in heads else next(iter(heads), None)
+    evidence = privacy_evidence(params, models[attacked], heads[attacked], progress) if attacked else None
+    if evidence:
+        out["privacy"] = {**evidence["metrics"], "attacked_mode": attacked}
+    io.write_json(reports / "metrics" / "federated.json", out)
+    rows = [{"round": r + 1, **{m: metrics[m]["accuracy"][r] for m in metrics}} for r in range(params.federated.rounds)]
+    io.write_json(reports / "plots" / "federated_rounds.json", rows)
+    return {"metrics": out, "models": models, "privacy": evidence["report"] if evidence else None}
+
