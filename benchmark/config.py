@@ -106,6 +106,34 @@ class SemiSupervisedConfig(SupervisedConfig):
     g: float = _num(0.75, 0.5, 1.0, "()")
 
 
+ATTACK_NAMES = ("cw_l2", "fgsm", "mifgsm", "pgd_l2", "pgd_linf")  # = benchmark.attacks.ATTACKS.names() (a test checks)
+
+
+@dataclass(frozen=True)
+class RobustnessConfig:
+    """White-box robustness of each variant (benchmark/evaluation/robustness_runner.py).
+
+    L-inf budgets are ``eps_levels``/255; L2 attacks use ``l2_scale * eps_linf * sqrt(3 * H * W)`` at
+    each level (the L2 norm of an L-inf perturbation of that size on every pixel, scaled by l2_scale).
+    """
+
+    attacks: tuple[str, ...] = field(default=ATTACK_NAMES, metadata={"choices": ATTACK_NAMES})
+    pairs: int = _num(64, 2, 100_000)
+    steps: int = _num(10, 1, 1000)
+    binary_steps: int = _num(3, 0, 20)
+    batch_size: int = _num(128, 1, 4096)
+    l2_scale: float = _num(0.25, 0.0, 10.0, "(]")
+    transfer_eps: int = _num(4, 1, 255)
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """The ``evaluate`` stage: which trained variants (``artifacts/models/<variant>.pt``) it evaluates, and how."""
+
+    variants: tuple[str, ...] = ("supervised", "semisupervised", "timm_reference", "adversarial", "pgd_at", "trades")
+    robustness: RobustnessConfig = field(default_factory=RobustnessConfig)
+
+
 @dataclass(frozen=True)
 class AdversarialTrainingConfig(SupervisedConfig):
     """Static PGD adversarial training (Madry et al. 2018), the baseline ``pgd_at`` stage: the supervised
@@ -166,6 +194,7 @@ class Params:
     adversarial: HardenedConfig = field(default_factory=HardenedConfig)
     pgd_at: AdversarialTrainingConfig = field(default_factory=AdversarialTrainingConfig)
     trades: TradesConfig = field(default_factory=TradesConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
 
 
 def build(cls: type, raw: Any, where: str = "") -> Any:
@@ -193,6 +222,8 @@ def _join(where: str, key: Any) -> str:
 def _value(hint: Any, f: dataclasses.Field, value: Any, key: str) -> Any:
     if dataclasses.is_dataclass(hint):
         return build(hint, value, key)
+    if typing.get_origin(hint) is tuple:
+        return _names(f, value, key)
     kind = _plain_type(hint)
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
@@ -204,6 +235,19 @@ def _value(hint: Any, f: dataclasses.Field, value: Any, key: str) -> Any:
     if "range" in f.metadata and not _in_range(value, *f.metadata["range"]):
         raise ConfigError(f"'{key}' = {value!r} is out of range; allowed: {_describe_range(*f.metadata['range'])}")
     return value
+
+
+def _names(f: dataclasses.Field, value: Any, key: str) -> tuple[str, ...]:
+    """A ``tuple[str, ...]`` field: a non-empty YAML list of distinct strings, each in ``choices`` if given."""
+    if not isinstance(value, (list, tuple)) or not value or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"'{key}' must be a non-empty list of strings, got {type(value).__name__} {value!r}")
+    choices = f.metadata.get("choices")
+    bad = [v for v in value if choices and v not in choices]
+    if bad:
+        raise ConfigError(f"'{key}' has {bad[0]!r}, which is not allowed; choose from: {', '.join(map(repr, choices))}")
+    if len(set(value)) != len(value):
+        raise ConfigError(f"'{key}' lists a name twice: {list(value)!r}")
+    return tuple(value)
 
 
 def _plain_type(hint: Any) -> type:

@@ -1,0 +1,194 @@
+"""Runs the attacks of :mod:`benchmark.attacks` against one face recognizer (or across several, for the
+transfer matrix) on verification pairs and scores them with :mod:`benchmark.evaluation.robustness`.
+
+Protocol, per variant (kept cheap: the evaluation stage calls it for every variant on 2 CPU cores):
+
+* a deterministic, balanced subset of the test pairs (:func:`select_pairs`: ``cfg.pairs`` pairs, half
+  genuine, half impostor, drawn by ``seed``); the first image of each pair is attacked, the second one's
+  embedding is the fixed reference. Genuine pairs get dodging, impostor pairs impersonation, both in one
+  batch (:func:`~benchmark.attacks.objectives.verification`);
+* budgets ``eps_N`` for N in :data:`LEVELS`: N/255 in L-inf; for the L2 attacks
+  ``cfg.l2_scale * N/255 * sqrt(3 * H * W)`` (:func:`budgets`; with the default 0.25 at 64 x 64 that is
+  0.11, 0.22, 0.43, 0.87, 1.74 for N = 1..16), reported under the same ``eps_N`` keys;
+* only the pairs classified correctly before the attack are attacked (the others are already wrong and
+  stay so). A pair broken within a smaller budget counts as broken within every larger one and is not
+  attacked again (an adversary with the larger budget has that example), so success rates rise with
+  eps and the coarse sweep brackets each pair's minimal successful budget;
+* the minimal successful budget is then refined by ``cfg.binary_steps`` bisections inside each broken
+  pair's bracket, all pairs in one batch with per-sample budgets; the upper end (a budget at which the
+  attack succeeded) is the pair's value, +inf for pairs never broken within eps_16.
+
+JSON values that are not finite are written as ``null``: a success rate with no pair to attack, or a
+median minimal perturbation that is +inf (at least half the pairs resisted the largest budget).
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from benchmark.attacks import ATTACKS, create_attack
+from benchmark.attacks.objectives import dodging, verification
+from benchmark.config import RobustnessConfig
+from benchmark.evaluation.robustness import attack_success_rate, bracket, correct, median_min_perturbation, robust_accuracy
+from benchmark.models.face_model import FaceModel, to_float_nchw
+
+LEVELS = (1, 2, 4, 8, 16)
+L2_ATTACKS = ("cw_l2", "pgd_l2")
+
+
+def select_pairs(is_same: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """Sorted indices of ``n`` pairs (n // 2 genuine, the rest impostor; fewer if the set is smaller),
+    drawn without replacement by ``seed``."""
+    same = np.asarray(is_same, dtype=bool)
+    rng = np.random.default_rng(seed)
+    genuine = rng.permutation(np.flatnonzero(same))[: n // 2]
+    impostor = rng.permutation(np.flatnonzero(~same))[: n - n // 2]
+    return np.sort(np.concatenate([genuine, impostor]))
+
+
+def budgets(attack: str, image_shape: tuple[int, int, int], cfg: RobustnessConfig) -> np.ndarray:
+    """(L,) budgets of ``attack`` for :data:`LEVELS`; image_shape (3, H, W). See the module docstring."""
+    linf = np.asarray(LEVELS, dtype=np.float64) / 255.0
+    if attack in L2_ATTACKS:
+        return cfg.l2_scale * linf * math.sqrt(float(np.prod(image_shape)))
+    return linf
+
+
+class _Pairs:
+    """The attacked side of each pair, (P, 3, H, W) in [0, 1], its reference embeddings and labels."""
+
+    def __init__(self, model: FaceModel, images: np.ndarray, pairs: np.ndarray, is_same: np.ndarray, batch: int):
+        device = next(model.parameters()).device
+        self.model, self.batch = model, batch
+        self.x = to_float_nchw(images[pairs[:, 0]]).to(device)
+        self.other = _embed(model, to_float_nchw(images[pairs[:, 1]]).to(device), batch)
+        self.same = np.asarray(is_same, dtype=bool)
+        self.before = self.scores(self.x, np.arange(len(pairs)))
+
+    def scores(self, x: torch.Tensor, idx: np.ndarray) -> np.ndarray:
+        """Cosine of images ``x`` (for pairs ``idx``) with their references, (len(idx),) float64."""
+        emb = _embed(self.model, x, self.batch)
+        return (emb * self.other[torch.as_tensor(idx, device=emb.device)]).sum(dim=1).double().cpu().numpy()
+
+    def attack(self, name: str, idx: np.ndarray, eps: np.ndarray, steps: int, seed: int) -> np.ndarray:
+        """Scores after attacking pairs ``idx`` with per-pair budgets ``eps`` (len(idx),), in batches."""
+        out = np.empty(len(idx))
+        for start in range(0, len(idx), self.batch):
+            part = idx[start : start + self.batch]
+            sel = torch.as_tensor(part, device=self.x.device)
+            attack = create_attack(name, **_attack_kwargs(name, eps[start : start + self.batch], steps, seed))
+            objective = verification(self.other[sel], torch.as_tensor(self.same[part]))
+            out[start : start + len(part)] = self.scores(attack(self.model, self.x[sel], objective), part)
+        return out
+
+
+def _embed(model: FaceModel, x: torch.Tensor, batch: int) -> torch.Tensor:
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            return torch.cat([model.embed(x[i : i + batch]) for i in range(0, len(x), batch)])
+    finally:
+        model.train(was_training)
+
+
+def _attack_kwargs(name: str, eps: np.ndarray, steps: int, seed: int) -> dict:
+    kwargs = {"eps": torch.as_tensor(eps, dtype=torch.float32), "seed": seed}
+    if "steps" in inspect.signature(ATTACKS.get(name)).parameters:
+        kwargs["steps"] = steps
+    return kwargs
+
+
+def _finite(value: float) -> float | None:
+    return round(value, 6) if math.isfinite(value) else None
+
+
+def attack_report(data: _Pairs, name: str, threshold: float, cfg: RobustnessConfig, seed: int, bar: tqdm | None = None) -> dict:
+    """One attack's ``{"eps_N": {...}, "median_min_perturbation": {...}}`` on prepared pairs ``data``."""
+    levels = budgets(name, tuple(data.x.shape[1:]), cfg)
+    ok_before = correct(data.before, data.same, threshold)
+    after, broken = data.before.copy(), np.zeros((len(levels), len(data.before)), dtype=bool)
+    out: dict = {}
+    for i, (level, eps) in enumerate(zip(LEVELS, levels)):
+        todo = np.flatnonzero(ok_before & ~broken[i - 1]) if i else np.flatnonzero(ok_before)
+        after[todo] = data.attack(name, todo, np.full(len(todo), eps), cfg.steps, seed + i)
+        broken[i] = ok_before & ~correct(after, data.same, threshold)
+        asr = attack_success_rate(data.before, after, data.same, threshold)
+        out[f"eps_{level}"] = {
+            "dodging_asr": _finite(asr["dodging"]),
+            "impersonation_asr": _finite(asr["impersonation"]),
+            "robust_accuracy": _finite(robust_accuracy(after, data.same, threshold)),
+        }
+        if bar is not None:
+            bar.update()
+    lo, hi = bracket(broken, levels)
+    search = np.flatnonzero(np.isfinite(hi))
+    for step in range(cfg.binary_steps):
+        mid = (lo[search] + hi[search]) / 2
+        scores = data.attack(name, search, mid, cfg.steps, seed + len(levels) + step)
+        hit = ~correct(scores, data.same[search], threshold)
+        hi[search] = np.where(hit, mid, hi[search])
+        lo[search] = np.where(hit, lo[search], mid)
+        if bar is not None:
+            bar.update()
+    out["median_min_perturbation"] = {
+        goal: _finite(median_min_perturbation(hi[ok_before & group]))
+        for goal, group in (("dodging", data.same), ("impersonation", ~data.same))
+    }
+    return out
+
+
+def robustness_report(
+    model: FaceModel,
+    images: np.ndarray,
+    pairs: np.ndarray,
+    is_same: np.ndarray,
+    threshold: float,
+    cfg: RobustnessConfig,
+    seed: int,
+    desc: str = "robustness",
+) -> dict:
+    """``{attack: {"eps_1": {"dodging_asr", "impersonation_asr", "robust_accuracy"}, ..., "eps_16": ...,
+    "median_min_perturbation": {"dodging", "impersonation"}}}`` for every attack in ``cfg.attacks``.
+
+    model:     a FaceModel (its mode is restored); images: uint8 (N, H, W, 3); pairs: (P, 2) indices into
+    images; is_same: (P,) bool; threshold: the model's cosine decision threshold; seed: picks the pairs
+    and seeds the random starts.
+    """
+    chosen = select_pairs(is_same, cfg.pairs, seed)
+    data = _Pairs(model, images, np.asarray(pairs)[chosen], np.asarray(is_same, dtype=bool)[chosen], cfg.batch_size)
+    with tqdm(total=len(cfg.attacks) * (len(LEVELS) + cfg.binary_steps), desc=desc, unit="run") as bar:
+        return {name: attack_report(data, name, threshold, cfg, seed, bar) for name in cfg.attacks}
+
+
+def transfer_matrix(
+    models: dict[str, FaceModel],
+    images: np.ndarray,
+    pairs: np.ndarray,
+    is_same: np.ndarray,
+    thresholds: dict[str, float],
+    cfg: RobustnessConfig,
+    seed: int,
+) -> dict:
+    """``{source: {target: dodging_asr}}``: PGD-L-inf (``cfg.steps`` steps, ``cfg.transfer_eps``/255)
+    dodging examples crafted on ``source`` against its own embeddings of the reference images, scored by
+    ``target`` with its threshold; the rate's denominator is the genuine pairs of the balanced subset
+    that ``target`` accepts before the attack (the diagonal is the white-box rate)."""
+    chosen = select_pairs(is_same, cfg.pairs, seed)
+    genuine = np.asarray(pairs)[chosen[np.asarray(is_same, dtype=bool)[chosen]]]
+    ones = np.ones(len(genuine), dtype=bool)
+    data = {name: _Pairs(m, images, genuine, ones, cfg.batch_size) for name, m in models.items()}
+    matrix: dict = {}
+    for source, d in tqdm(data.items(), desc="transfer", unit="model"):
+        attack = create_attack("pgd_linf", eps=cfg.transfer_eps / 255, steps=cfg.steps, seed=seed)
+        x_adv = attack(d.model, d.x, dodging(d.other)).cpu()
+        matrix[source] = {}
+        for target, t in data.items():
+            after = t.scores(x_adv.to(t.x.device), np.arange(len(genuine)))
+            matrix[source][target] = _finite(attack_success_rate(t.before, after, ones, thresholds[target])["dodging"])
+    return matrix
