@@ -7,7 +7,11 @@ Writes ``<reports>/perf.json``: ``{"machine": ..., "figures": {name: {"value", "
   semi-supervised patent model, reference = a bare PyTorch loop over the same model, data and batch
   (:mod:`benchmark.train.bare`; target ratio >= 0.8);
 * ``faiss_search_100k``: k=1 queries/s on a 100,000-identity gallery of 128-d vectors, reference =
-  the 1,000 queries/s target.
+  the 1,000 queries/s target;
+* ``pgd_vs_torchattacks``: images/s of our PGD-L-inf (:mod:`benchmark.attacks.pgd`, 10 steps, batch 32)
+  on the semi-supervised patent model with a cosine identity classifier, reference = torchattacks' ``PGD``
+  on the same model, batch, steps and budget, interleaved repeats, medians
+  (:mod:`benchmark.attacks.throughput`; target ratio >= 1.0).
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ import numpy as np
 import torch
 
 from benchmark import io
+from benchmark.attacks.throughput import FaceLogits, pgd_vs_torchattacks
 from benchmark.config import Params
+from benchmark.models.face_model import to_float_nchw
 from benchmark.identify.throughput import search_throughput
 from benchmark.models.autoencoder import SemiSupervisedAE
 from benchmark.models.registry import create_head
@@ -42,12 +48,16 @@ def run(params: Params) -> dict:
     head = create_head(cfg.head, embedding_dim=cfg.embedding_dim, num_classes=len(np.unique(data.labels[p.labelled])))
     loop = throughput_ratio(SemiSupervisedAE(face), head, data.images, data.labels, p.labelled, p.unlabelled, p.val)
     faiss_figures = search_throughput()
+    logits = FaceLogits(build_model(cfg, data.images.shape[1], params.seed), classes=100, seed=params.seed).eval()
+    batch = to_float_nchw(data.images[p.test[:32]])
+    pgd = pgd_vs_torchattacks(logits, batch, torch.as_tensor(np.arange(len(batch)) % 100))
     out = {
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                     "cuda": torch.cuda.is_available()},
         "figures": {
             "train_loop_vs_bare_pytorch": figure(loop["loop_images_per_second"], "images/s", loop["bare_images_per_second"]),
             "faiss_search_100k": figure(faiss_figures["queries_per_second"], "queries/s", FAISS_TARGET_QPS),
+            "pgd_vs_torchattacks": figure(pgd["ours_images_per_second"], "images/s", pgd["torchattacks_images_per_second"]),
         },
     }
     io.write_json(Path(params.paths.reports) / "perf.json", out)

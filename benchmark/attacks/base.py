@@ -10,7 +10,8 @@
   the clean image, which is itself in [0, 1]);
 * the random start (uniform in the L-inf ball; for L2 a uniformly random direction scaled by U(0, 1) * eps,
   as torchattacks' ``PGDL2``), drawn from a generator seeded with ``seed`` so attacks are deterministic;
-* running the model in eval mode and restoring its train/eval mode afterwards, even on error.
+* running the model in eval mode with its parameters' ``requires_grad`` off (only the input gradient is
+  needed) and restoring both afterwards, even on error.
 
 Budgets are in [0, 1] pixel units: ``eps = 4/255`` is four grey levels per pixel in L-inf; an L2 budget
 is the Euclidean norm of the whole (3, H, W) perturbation.
@@ -81,11 +82,16 @@ class Attack:
         eps = self._eps_for(x)
         x = x.detach()
         was_training = model.training
+        frozen = [p for p in model.parameters() if p.requires_grad]
         model.eval()
         try:
+            for p in frozen:  # no weight gradients: the forward keeps no tensors for them
+                p.requires_grad_(False)
             with torch.enable_grad():
                 x_adv = self.perturb(model, x, _checked(objective, len(x)), eps)
         finally:
+            for p in frozen:
+                p.requires_grad_(True)
             model.train(was_training)
         return self.project(x, x_adv, eps).detach()
 
