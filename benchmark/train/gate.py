@@ -14,8 +14,11 @@ hovers at the threshold. Every switch is logged as a :class:`Switch` (step, loss
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import asdict, dataclass
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,7 @@ class PerformanceGate:
         if above != self.on:
             self.on = above
             self.switches.append(Switch(len(self.states), loss, above))
+            logger.info("gate %s after step %d: loss %.4f vs threshold %g", "on" if above else "off", self.steps, loss, self.threshold)
         return self.on
 
     @property
