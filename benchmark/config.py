@@ -164,7 +164,7 @@ class HardenedConfig(AdversarialTrainingConfig):
     gamma:      weight of the target-sample margin; margin: its cosine margin, in [0, 2].
     """
 
-    threshold: float = _num(3.0, 0.0, None, "()")
+    threshold: float = _num(6.0, 0.0, None, "()")
     hysteresis: float = _num(0.0, 0.0, None)
     beta: float = _num(6.0, 0.0, 100.0)
     gamma: float = _num(1.0, 0.0, 100.0)
