@@ -193,6 +193,43 @@ class FederatedConfig:
 
 
 @dataclass(frozen=True)
+class AdversarialTrainingConfig(SupervisedConfig):
+    """Static PGD adversarial training (Madry et al. 2018), the baseline ``pgd_at`` stage: the supervised
+    model trained on L-inf PGD images. ``eps`` is the L-inf budget in [0, 1] pixel units (4/255),
+    ``attack_steps`` the training PGD's steps (fewer than the evaluation's PGD-10, to fit the budget).
+    ``patience`` defaults to ``max_epochs``, so the adversarial stages all run the same epochs."""
+
+    max_epochs: int = _num(10, 1, 1000)
+    patience: int = _num(10, 1, 1000)
+    eps: float = _num(4 / 255, 0.0, 1.0, "(]")
+    attack_steps: int = _num(3, 1, 100)
+
+
+@dataclass(frozen=True)
+class TradesConfig(AdversarialTrainingConfig):
+    """TRADES (Zhang et al. 2019): CE(x) + beta * KL(p(x) || p(x')), ``beta`` >= 0 (the paper uses 1-6)."""
+
+    beta: float = _num(6.0, 0.0, 100.0)
+
+
+@dataclass(frozen=True)
+class HardenedConfig(AdversarialTrainingConfig):
+    """The patent's gated hardening (CN116665282A, benchmark/train/adversarial.py).
+
+    threshold:  precision threshold on the source batch's cross-entropy (nats): below it the gate is on.
+    hysteresis: once on, stay on until the loss reaches threshold + hysteresis (0 = the patent's rule).
+    beta:       weight of the consistency KL between source and adversarial outputs.
+    gamma:      weight of the target-sample margin; margin: its cosine margin, in [0, 2].
+    """
+
+    threshold: float = _num(6.0, 0.0, None, "()")
+    hysteresis: float = _num(0.0, 0.0, None)
+    beta: float = _num(6.0, 0.0, 100.0)
+    gamma: float = _num(1.0, 0.0, 100.0)
+    margin: float = _num(0.2, 0.0, 2.0)
+
+
+@dataclass(frozen=True)
 class PathsConfig:
     """Where stages write, relative to the repository root."""
 
@@ -212,6 +249,9 @@ class Params:
     semisupervised: SemiSupervisedConfig = field(default_factory=SemiSupervisedConfig)
     timm_reference: SupervisedConfig = field(default_factory=lambda: SupervisedConfig(backbone="resnet18", max_epochs=30))
     identify: IdentifyConfig = field(default_factory=IdentifyConfig)
+    adversarial: HardenedConfig = field(default_factory=HardenedConfig)
+    pgd_at: AdversarialTrainingConfig = field(default_factory=AdversarialTrainingConfig)
+    trades: TradesConfig = field(default_factory=TradesConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     federated: FederatedConfig = field(default_factory=FederatedConfig)
 

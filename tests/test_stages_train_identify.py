@@ -30,6 +30,9 @@ def tiny(tmp_path_factory):
         "supervised": SHORT,
         "semisupervised": SHORT,
         "timm_reference": {**SHORT, "backbone": "mobilenetv3_small_100", "head": "cosface"},
+        "adversarial": {**SHORT, "patience": 2, "attack_steps": 1, "threshold": 20.0},
+        "pgd_at": {**SHORT, "patience": 2, "attack_steps": 1},
+        "trades": {**SHORT, "patience": 2, "attack_steps": 1},
         "identify": {"database": str(root / "a/identify/ids.sqlite"), "quality": {"assume_cropped": True}},
     }
     params = config.build(config.Params, raw)
@@ -48,6 +51,25 @@ def test_training_stage_writes_metrics_contract_and_a_loadable_model(tiny, name)
     images = train_stage.load_dataset(params).images[:5]
     assert np.allclose(embed_images(model, images), embed_images(result.model, images), atol=1e-5)
     assert (root / f"r/plots/{name}_curves.json").is_file()
+    if name in ("pgd_at", "trades"):
+        assert metrics["adversarial_fraction"] == 1.0 and metrics["switches"] == 0
+        assert not (root / f"r/plots/{name}_gate.json").exists()
+
+
+def test_hardened_stage_reports_fraction_and_switches_consistent_with_its_gate(tiny):
+    # Prepare
+    root, params = tiny
+    # Execute
+    train_stage.run("adversarial", params)
+    # Assert
+    metrics = json.loads((root / "r/metrics/adversarial.json").read_text())
+    rows = json.loads((root / "r/plots/adversarial_gate.json").read_text())
+    switches = json.loads((root / "r/plots/adversarial_switches.json").read_text())
+    on = [r["on"] for r in rows]
+    changes = [i + 1 for i in range(len(on)) if on[i] != (on[i - 1] if i else 0)]
+    assert [s["step"] + 1 for s in switches] == changes and metrics["switches"] == len(switches) > 0
+    assert metrics["adversarial_fraction"] == pytest.approx(sum(on) / len(on), abs=1e-4)
+    assert all((r["loss"] < 20.0) == bool(nxt["on"]) for r, nxt in zip(rows, rows[1:]))
 
 
 def test_identification_stage_reports_frame_choices(tiny):

@@ -1,20 +1,23 @@
-"""Figures of the training stages: loss curves with convergence marks, and the collapse check."""
+"""Figures of the training stages: loss curves with convergence marks, the collapse check, and the gate."""
 
 from __future__ import annotations
 
 from matplotlib.figure import Figure
 
 
-def loss_curves(history: dict, names: tuple[str, ...] = ("loss_a", "loss_b", "loss1", "loss2", "loss3")) -> Figure:
-    """Train and validation curves of each loss the history has; a dashed line where it converged."""
+def loss_curves(
+    history: dict, names: tuple[str, ...] = ("loss_a", "loss_b", "loss1", "loss2", "loss3", "loss_adv", "term")
+) -> Figure:
+    """Train and validation curves of each loss the history has (a curve may have only one of them);
+    a dashed line where it converged."""
     shown = [n for n in names if n in history["curves"]]
     fig = Figure(figsize=(4.2 * len(shown), 3.4), layout="constrained")
     axes = fig.subplots(1, len(shown), squeeze=False)[0]
     for ax, name in zip(axes, shown):
         curve = history["curves"][name]
-        epochs = range(1, len(curve["train"]) + 1)
-        ax.plot(epochs, curve["train"], label="train")
-        ax.plot(epochs, curve["val"], label="validation")
+        for split, label in (("train", "train"), ("val", "validation")):
+            if curve[split]:
+                ax.plot(range(1, len(curve[split]) + 1), curve[split], label=label)
         converged = history["converged_at"].get(name)
         if converged:
             ax.axvline(converged, color="k", linestyle="--", linewidth=1, label=f"converged (epoch {converged})")
@@ -38,4 +41,33 @@ def collapse_figure(collapse: dict[str, list[float]]) -> Figure:
     ax.legend(fontsize=7, ncol=2)
     ax.grid(True, alpha=0.3)
     fig.suptitle("No collapse: down1-3 and up1-3 stay spread across images")
+    return fig
+
+
+def gate_figure(gate: dict, epochs: int) -> Figure:
+    """The performance gate over training (patent CN116665282A): the source batch's loss per step with the
+    precision threshold, and the on/off state (term on, adversarial batches) underneath; thin grey lines
+    separate the ``epochs`` epochs. ``gate`` is a :meth:`~benchmark.train.gate.PerformanceGate.log`."""
+    loss, on = gate["loss"], gate["on"]
+    steps = range(1, len(loss) + 1)
+    fig = Figure(figsize=(9, 4.2), layout="constrained")
+    ax_loss, ax_on = fig.subplots(2, 1, sharex=True, height_ratios=(3, 1))
+    ax_loss.plot(steps, loss, linewidth=0.8, label="source batch loss")
+    ax_loss.axhline(gate["threshold"], color="r", linestyle="--", linewidth=1, label=f"threshold {gate['threshold']:g}")
+    if gate["hysteresis"]:
+        ax_loss.axhline(gate["threshold"] + gate["hysteresis"], color="r", linestyle=":", linewidth=1, label="switch-off level")
+    ax_loss.set_yscale("log")
+    ax_loss.set_ylabel("cross-entropy (nats)")
+    ax_loss.legend(fontsize=7)
+    ax_loss.grid(True, alpha=0.3)
+    ax_on.fill_between(steps, on, step="post", alpha=0.6)
+    ax_on.set_yticks([0, 1], ["off", "on"])
+    ax_on.set_xlabel("training step")
+    per_epoch = len(loss) // max(epochs, 1)
+    for ax in (ax_loss, ax_on):
+        for k in range(per_epoch, len(loss), max(per_epoch, 1)):
+            ax.axvline(k + 0.5, color="grey", linewidth=0.4, alpha=0.5)
+    fig.suptitle(
+        f"Gate: term on for {100 * gate['fraction_on']:.0f}% of {len(loss)} steps, {len(gate['switches'])} switches"
+    )
     return fig

@@ -55,7 +55,9 @@ def fit(
 ) -> dict:
     """Run epochs of ``step`` (returns the loss to minimise and the losses to log) until every loss in
     ``tracked`` has converged on ``validate``'s values, or ``max_epochs``; returns the history and
-    leaves ``modules`` in eval mode. The progress bar's postfix shows each tracked loss as train/val."""
+    leaves ``modules`` in eval mode. A name that only ``step`` logs (or only ``validate`` returns) gets a
+    train-only (val-only) curve; ``tracked`` names need a validation value. The progress bar's postfix
+    shows each tracked loss as train/val."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     params = [p for m in modules for p in m.parameters() if p.requires_grad]
@@ -84,13 +86,15 @@ def fit(
             m.eval()
         with torch.no_grad():
             val = validate()
-        for k, v in sums.items():
+        for k in {**sums, **val}:
             curve = curves.setdefault(k, {"train": [], "val": []})
-            curve["train"].append(v / steps_per_epoch)
-            curve["val"].append(val[k])
+            if k in sums:
+                curve["train"].append(sums[k] / steps_per_epoch)
+            if k in val:
+                curve["val"].append(val[k])
         converged = all_converged({k: curves[k]["val"] for k in tracked}, cfg.patience, cfg.min_delta)
         bar.update(1)
-        bar.set_postfix({k: f"{curves[k]['train'][-1]:.3f}/{val[k]:.3f}" for k in tracked})
+        bar.set_postfix({k: "/".join(f"{c[-1]:.3f}" for c in curves[k].values() if c) for k in tracked})
     bar.close()
     for m in modules:
         m.eval()

@@ -1,0 +1,203 @@
+"""Adversarial training of a FaceModel + margin head: the patent's gated hardening and its two baselines.
+
+* :func:`train_hardened` (patent CN116665282A): clean (source) batches; after every batch the
+  :class:`~benchmark.train.gate.PerformanceGate` reads the source batch's cross-entropy. While it is on,
+  each batch is adversarial: half of it untargeted PGD (x_adv), half targeted PGD toward another identity
+  (x_tgt, the patent's target samples), trained with CE on those plus the term of
+  :mod:`benchmark.train.hardening`; while off, plain CE on the source batch.
+* :func:`train_pgd_at`: static PGD adversarial training from the first step (Madry et al. 2018,
+  "Towards Deep Learning Models Resistant to Adversarial Attacks"): CE on untargeted PGD images only.
+* :func:`train_trades`: TRADES (Zhang et al. 2019, :mod:`benchmark.train.trades`).
+
+All three use the attack library's L-inf PGD (``pgd_linf``, random start, step 2.5 * eps / steps) on the
+identity logits without margin, in the model's eval mode, with ``attack_steps`` steps (fewer than the
+evaluation's PGD-10: the training budget), a fresh random start per batch drawn from the run's seed. They
+share the supervised stage's batches, optimizer, schedule and :func:`~benchmark.train.loop.fit`.
+
+Histories are :func:`~benchmark.train.loop.fit`'s plus ``adversarial_fraction`` (share of steps trained
+with adversarial batches / the term on: 1.0 for the baselines) and, for the hardened model, ``gate``
+(:meth:`PerformanceGate.log`). Validation returns ``loss_a`` (clean CE) and ``loss_adv`` (CE under the
+training attack) on the validation images; ``loss_adv`` is the tracked (convergence) loss.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from benchmark.attacks import create_attack
+from benchmark.attacks.objectives import Objective, classification
+from benchmark.models.face_model import FaceModel
+from benchmark.models.heads import Head
+from benchmark.train.common import BatchStream, IdentityClasses, TrainConfig, load_batch
+from benchmark.train.gate import PerformanceGate
+from benchmark.train.hardening import HardeningTerm, other_identities
+from benchmark.train.loop import StepFn, _device, _known_val, _mean, _val_slices, fit
+from benchmark.train.trades import kl_objective, trades_loss
+
+
+class AdversarialBatches:
+    """Shared plumbing: source batches with labels, the training attack, and the validation losses.
+
+    eps: L-inf budget in [0, 1] pixel units (> 0); attack_steps: PGD steps (>= 1).
+    """
+
+    def __init__(
+        self,
+        model: FaceModel,
+        head: Head,
+        images: np.ndarray,
+        labels: np.ndarray,
+        train: np.ndarray,
+        val: np.ndarray,
+        cfg: TrainConfig,
+        eps: float,
+        attack_steps: int,
+    ) -> None:
+        if not (0 < eps <= 1) or attack_steps < 1:
+            raise ValueError(f"adversarial training needs eps in (0, 1] and attack_steps >= 1, got {eps}, {attack_steps}")
+        self.model, self.head, self.images, self.labels, self.cfg = model, head, images, labels, cfg
+        self.eps, self.attack_steps = float(eps), int(attack_steps)
+        self.classes = IdentityClasses(labels[train])
+        self.classes.check(head.num_classes)
+        self.val = val[_known_val(self.classes, labels, val)]
+        self.device = _device(model)
+        torch.manual_seed(cfg.seed)
+        self.rng = np.random.default_rng(cfg.seed)
+        self.stream = BatchStream(train, cfg.batch_size, self.rng)
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """A source batch: images (B, 3, H, W) in [0, 1] (flipped at random if cfg.flip), labels (B,)."""
+        idx = self.stream.next()
+        x = load_batch(self.images, idx, self.rng if self.cfg.flip else None, self.device)
+        return x, self.classes.targets(self.labels[idx], self.device)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Identity logits without margin, (N, C): what the attacks and the consistency term see."""
+        return self.head.logits(self.model(x))
+
+    def attack(self, x: torch.Tensor, objective: Objective, seed: int | None = None) -> torch.Tensor:
+        """PGD-``attack_steps`` in the eps ball; the random start is seeded from the run's generator
+        unless ``seed`` is given."""
+        seed = int(self.rng.integers(2**31)) if seed is None else seed
+        attack = create_attack("pgd_linf", eps=self.eps, steps=self.attack_steps, random_start=True, seed=seed)
+        return attack(self.model, x, objective)
+
+    def validate(self) -> dict[str, float]:
+        """Clean CE (``loss_a``) and CE under the training attack (``loss_adv``, fixed seed) on the
+        validation images of training identities, with the head's margin."""
+        clean, adv = [], []
+        for part in _val_slices(len(self.val)):
+            idx = self.val[part]
+            x = load_batch(self.images, idx, None, self.device)
+            y = self.classes.targets(self.labels[idx], self.device)
+            x_adv = self.attack(x, classification(self.logits, y), seed=self.cfg.seed)
+            clean.append((F.cross_entropy(self.head(self.model(x), y), y).item(), len(idx)))
+            adv.append((F.cross_entropy(self.head(self.model(x_adv), y), y).item(), len(idx)))
+        return {"loss_a": _mean(clean), "loss_adv": _mean(adv)}
+
+
+def _fit(batches: AdversarialBatches, step: StepFn, steps: int, name: str) -> dict:
+    return fit(
+        [batches.model, batches.head], step, batches.validate, steps, batches.cfg.batch_size, batches.cfg,
+        ("loss_adv",), f"{name} {batches.model.backbone_name}",
+    )
+
+
+def _steps(train: np.ndarray, cfg: TrainConfig, epoch_images: int | None) -> int:
+    return -(-(epoch_images or len(train)) // cfg.batch_size)
+
+
+def train_pgd_at(
+    model: FaceModel, head: Head, images: np.ndarray, labels: np.ndarray, train: np.ndarray, val: np.ndarray,
+    cfg: TrainConfig, eps: float, attack_steps: int, epoch_images: int | None = None,
+) -> dict:
+    """Madry et al.'s PGD-AT: every step minimises CE(head(model(x_adv)), y), x_adv = untargeted PGD.
+
+    images uint8 (N, H, W, 3), labels (N,), train/val index arrays; epoch_images as in
+    :func:`~benchmark.train.loop.train_supervised`. Returns the history (module docstring).
+    """
+    b = AdversarialBatches(model, head, images, labels, train, val, cfg, eps, attack_steps)
+
+    def step() -> tuple[torch.Tensor, dict[str, float]]:
+        x, y = b.next()
+        x_adv = b.attack(x, classification(b.logits, y))
+        loss = F.cross_entropy(head(model(x_adv), y), y)
+        return loss, {"loss": loss.item()}
+
+    history = _fit(b, step, _steps(train, cfg, epoch_images), "pgd_at")
+    history["adversarial_fraction"] = 1.0
+    return history
+
+
+def train_trades(
+    model: FaceModel, head: Head, images: np.ndarray, labels: np.ndarray, train: np.ndarray, val: np.ndarray,
+    cfg: TrainConfig, eps: float, attack_steps: int, beta: float, epoch_images: int | None = None,
+) -> dict:
+    """TRADES: x' = PGD maximising KL(p(x) || p(x')) from eval-mode source logits, then minimise
+    CE(x) + beta * KL(p(x) || p(x')) (beta >= 0). Arguments as :func:`train_pgd_at`."""
+    if beta < 0:
+        raise ValueError(f"TRADES beta must be >= 0, got {beta}")
+    b = AdversarialBatches(model, head, images, labels, train, val, cfg, eps, attack_steps)
+
+    def step() -> tuple[torch.Tensor, dict[str, float]]:
+        x, y = b.next()
+        model.eval()
+        with torch.no_grad():
+            source = b.logits(x)
+        x_adv = b.attack(x, kl_objective(b.logits, source))
+        model.train()
+        emb = model(x)
+        loss, kl = trades_loss(head(emb, y), head.logits(emb), b.logits(x_adv), y, beta)
+        loss_a = F.cross_entropy(head(emb, y), y)
+        return loss, {"loss": loss.item(), "loss_a": loss_a.item(), "term": beta * kl.item()}
+
+    history = _fit(b, step, _steps(train, cfg, epoch_images), "trades")
+    history["adversarial_fraction"] = 1.0
+    return history
+
+
+def train_hardened(
+    model: FaceModel, head: Head, images: np.ndarray, labels: np.ndarray, train: np.ndarray, val: np.ndarray,
+    cfg: TrainConfig, eps: float, attack_steps: int, term: HardeningTerm, gate: PerformanceGate,
+    epoch_images: int | None = None,
+) -> dict:
+    """The patent's dynamic training. Each step draws a source batch (x, y) of B images:
+
+    * gate off: minimise CE(head(model(x)), y) (the source batch's overall loss);
+    * gate on: x_adv = untargeted PGD on the first B//2 images, x_tgt = targeted PGD on the others toward
+      random other identities t; minimise CE over the adversarial batch [x_adv, x_tgt] plus
+      ``term``(source logits, x_adv logits, x_tgt embeddings, head centres, y, t).
+
+    Either way the source batch's CE is measured and fed to ``gate``, which sets the next step's mode.
+    Per-step logs (epoch means in the curves, 0 while off): loss, loss_a (source CE), term, consistency,
+    target_margin, on. Arguments as :func:`train_pgd_at`; the gate should be fresh (no steps yet).
+    """
+    if gate.steps:
+        raise ValueError(f"train_hardened needs a fresh gate, got one with {gate.steps} recorded steps")
+    b = AdversarialBatches(model, head, images, labels, train, val, cfg, eps, attack_steps)
+    targets_gen = torch.Generator().manual_seed(cfg.seed)
+    half = cfg.batch_size // 2
+
+    def step() -> tuple[torch.Tensor, dict[str, float]]:
+        x, y = b.next()
+        if not gate.on:
+            loss = F.cross_entropy(head(model(x), y), y)
+            gate.update(loss.item())
+            zero = {"term": 0.0, "consistency": 0.0, "target_margin": 0.0, "on": 0.0}
+            return loss, {"loss": loss.item(), "loss_a": loss.item(), **zero}
+        t = other_identities(y[half:], head.num_classes, targets_gen)
+        x_adv = b.attack(x[:half], classification(b.logits, y[:half]))
+        x_tgt = b.attack(x[half:], classification(b.logits, t, targeted=True))
+        e_src, e_adv = model(x), model(torch.cat([x_adv, x_tgt]))
+        loss_a = F.cross_entropy(head(e_src, y), y)
+        reg, parts = term(head.logits(e_src[:half]), head.logits(e_adv[:half]), e_adv[half:], head.weight, y[half:], t)
+        loss = F.cross_entropy(head(e_adv, y), y) + reg
+        gate.update(loss_a.item())
+        return loss, {"loss": loss.item(), "loss_a": loss_a.item(), "term": reg.item(), **parts, "on": 1.0}
+
+    history = _fit(b, step, _steps(train, cfg, epoch_images), "hardened")
+    history["gate"] = gate.log()
+    history["adversarial_fraction"] = gate.fraction_on
+    return history
