@@ -131,7 +131,10 @@ class RobustnessConfig:
 class EvaluateConfig:
     """The ``evaluate`` stage: which trained variants (``artifacts/models/<variant>.pt``) it evaluates, and how."""
 
-    variants: tuple[str, ...] = ("supervised", "semisupervised", "timm_reference", "adversarial", "pgd_at", "trades")
+    variants: tuple[str, ...] = (
+        "supervised", "semisupervised", "timm_reference", "adversarial", "pgd_at", "trades",
+        "federated_third_party", "federated_blind", "federated_plaintext", "federated_centralized",
+    )
     robustness: RobustnessConfig = field(default_factory=RobustnessConfig)
 
 

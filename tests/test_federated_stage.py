@@ -136,8 +136,8 @@ def test_federated_notebook_runs_and_shows_its_figures(tiny, tmp_path):
     raw = config.as_dict(with_federated(params, rounds=1, modes="blind-plaintext-centralized"))
     raw["paths"] = {"artifacts": str(root / "a"), "reports": str(tmp_path / "r")}
     injected = {k: raw[k] for k in ("seed", "device", "paths", "data", "federated")}
-    out = tmp_path / "06_federated.ipynb"
-    papermill.execute_notebook(str(ROOT / "notebooks/06_federated.ipynb"), str(out), parameters=injected, cwd=str(ROOT), progress_bar=False)
+    out = tmp_path / "04_federated.ipynb"
+    papermill.execute_notebook(str(ROOT / "notebooks/04_federated.ipynb"), str(out), parameters=injected, cwd=str(ROOT), progress_bar=False)
     figures = sorted(p.name for p in (tmp_path / "r/figures/federated").glob("*.png"))
     assert figures == ["accuracy_per_round.png", "cost_per_round.png", "reconstructions.png"]
     executed = json.loads(out.read_text())

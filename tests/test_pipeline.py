@@ -87,7 +87,7 @@ def test_tiny_preset_runs_the_whole_pipeline(tmp_path):
     assert set(lock["stages"]) == STAGES
     assert (tmp_path / "reports/index.html").is_file() and (tmp_path / "reports/summary.md").is_file()
     metrics = dvc_json(tmp_path, "metrics", "show")
-    assert any("data.json" in path for path in json.dumps(metrics).split('"'))
+    assert any("evaluation.json" in path for path in json.dumps(metrics).split('"'))
 
 
 @pytest.mark.slow

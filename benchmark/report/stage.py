@@ -23,7 +23,7 @@ from benchmark.report.environment import environment
 from benchmark.report.headline import headline_rows, markdown_table
 from benchmark.report.html import notebook_to_html, png_data_uri, render_page
 
-REPORT_NOTEBOOK = "08_report"  # the stage's own executed notebook, still being written while it runs
+REPORT_NOTEBOOK = "06_report"  # the stage's own executed notebook, still being written while it runs
 TRAINING_STAGES = ("supervised", "semisupervised", "timm_reference", "adversarial", "pgd_at", "trades")
 
 # (id, title, figure folders under <reports>/figures, description of what was built)
