@@ -33,7 +33,7 @@ EVALUATION = {
     "federated_third_party": {"verification": verification(0.80)},
 }
 STAGES = {"supervised": {"train_seconds": 20.0}, "adversarial": {"train_seconds": 60.0, "adversarial_fraction": 0.5, "switches": 7}}
-FEDERATED = {"third_party": {"train_seconds": 90.0, "encrypt_seconds": [1.0, 3.0], "aggregate_seconds": [0.5, 0.5],
+FEDERATED = {"third_party": {"train_seconds": [40.0, 50.0], "encrypt_seconds": [1.0, 3.0], "aggregate_seconds": [0.5, 0.5],
                              "decrypt_seconds": [1.0, 1.0], "bytes_sent": [2e8, 4e8], "bytes_plaintext": [1e7, 1e7],
                              "verification": verification(0.80)}}
 
@@ -79,6 +79,18 @@ def test_hardened_findings_judge_the_targets_against_pgd_at():
     verdict = findings.hardened(evaluation, stages)[-1]
     assert "ratio 0.60" in verdict
     assert "within 2 points of PGD-AT or better: met" in verdict and "at least PGD-AT's: met" in verdict
+
+
+def test_robustness_findings_rank_variants_and_state_the_precision():
+    text = findings.robustness(EVALUATION, pairs=64)[0]
+    assert "from 0.050 (supervised) to 0.400 (adversarial)" in text and "±12 points" in text
+
+
+def test_federated_findings_judge_the_encrypted_mode_against_plaintext():
+    fed = {**FEDERATED, "plaintext": {"verification": verification(0.804)}, "centralized": {"verification": verification(0.90)}}
+    lines = findings.federated(EVALUATION, fed)
+    assert "-0.40 points from plaintext FedAvg (0.804; target within 0.5 points: met)" in lines[0]
+    assert "-9.6 points; target: within 3 points: missed" in lines[1]
 
 
 def test_manifest_digest_changes_with_the_data_hashes():

@@ -6,7 +6,8 @@ Inputs are the parsed metrics files, passed in as plain dicts (no I/O here):
   "identification": {...}, "robustness": {attack: {"eps_4": {...}, "median_min_perturbation": {...}}}}}``;
 * ``stages``: ``{variant: <reports/metrics/<variant>.json>}`` for the training stages (``train_seconds``);
 * ``federated``: ``reports/metrics/federated.json`` (``{mode: {...}}``) or None; its variants are named
-  ``federated_<mode>`` in ``evaluation``.
+  ``federated_<mode>`` in ``evaluation``; their training time is the sum over rounds of every institution's
+  local training seconds (the compute a centralized run would spend), HE work apart.
 
 A value the pipeline did not produce is ``None`` and shows as "n/a": nothing is filled in by guess.
 """
@@ -64,7 +65,7 @@ def headline_rows(evaluation: dict, stages: dict[str, dict], federated: dict | N
         robust = _get(result, "robustness", HEADLINE_ATTACK)
         min_pert = _get(robust, "median_min_perturbation", "dodging")
         seconds, megabytes = he_cost(fed) if fed else (None, None)
-        train_seconds = _get(fed, "train_seconds") if mode else _get(stages, variant, "train_seconds")
+        train_seconds = sum(fed["train_seconds"]) if fed and fed.get("train_seconds") else _get(stages, variant, "train_seconds")
         rows.append({
             "variant": variant,
             "accuracy": _get(result, "verification", "accuracy_mean"),
@@ -91,9 +92,11 @@ def format_cell(row: dict, key: str) -> str:
     if key == "accuracy":
         std = row.get("accuracy_std")
         return f"{value:.3f} ± {std:.3f}" if std is not None else f"{value:.3f}"
-    if key in ("train_seconds", "he_megabytes_per_round"):
-        return f"{value:.0f}" if value >= 100 else f"{value:.1f}"
-    return f"{value:.3f}" if abs(value) < 10 else f"{value:.1f}"
+    if key in ("tar_at_far_1e-3", "robust_accuracy"):
+        return f"{value:.3f}"
+    if key == "median_min_perturbation":
+        return f"{value:.2f}"
+    return f"{value:.0f}" if value >= 100 else f"{value:.1f}"
 
 
 def markdown_table(rows: list[dict]) -> str:

@@ -84,15 +84,15 @@ def read_inputs(params: Params) -> Inputs:
     return Inputs(_read_json(metrics / "evaluation.json") or {}, stages, _read_json(metrics / "federated.json"), manifest)
 
 
-def build_sections(inputs: Inputs, figures_dir: Path) -> list[dict]:
-    """The report's sections with their paragraphs and inlined figures."""
+def build_sections(inputs: Inputs, figures_dir: Path, pairs: int) -> list[dict]:
+    """The report's sections with their paragraphs and inlined figures; ``pairs``: pairs attacked per variant."""
     text = {
         "data": [f"{inputs.manifest['counts']['identities']} identities, {inputs.manifest['counts']['images']} images, "
                  f"source: {inputs.manifest['source']['kind']}."],
         "semisupervised": findings.semisupervised(inputs.evaluation, inputs.stages),
         "hardened": findings.hardened(inputs.evaluation, inputs.stages),
         "federated": findings.federated(inputs.evaluation, inputs.federated),
-        "evaluation": [],
+        "evaluation": findings.robustness(inputs.evaluation, pairs),
     }
     sections = []
     for sid, title, folders, built in SECTIONS:
@@ -122,7 +122,7 @@ def run(params: Params) -> dict:
         "rows": rows,
         "headline_note": "Clean and robust accuracy are measured by the evaluate stage on the same test pairs for every "
                          "variant; n/a marks what does not apply or did not run.",
-        "sections": build_sections(inputs, reports / "figures"),
+        "sections": build_sections(inputs, reports / "figures", params.evaluate.robustness.pairs),
         "limits": list(LIMITS),
         "notebooks": notebooks,
         "env": environment(params.seed, inputs.manifest),
