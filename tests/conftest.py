@@ -17,6 +17,17 @@ def real_data_dir() -> Path:
     return REAL_DATA
 
 
+@pytest.fixture
+def one_thread():
+    """One intra-op torch thread: tiny graphs only lose time to thread hand-offs on a loaded 2-core machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """In CI a skipped test that needs what CI provides fails instead: it must run. FACEBENCH_REQUIRE_REAL_DATA=1

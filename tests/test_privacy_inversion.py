@@ -1,7 +1,6 @@
 """Gradient inversion on a tiny model: it recovers the face far better than its random start, both as an
 agnostic attacker and with the head known; bad inputs fail clearly; the caller's model is untouched."""
 
-import numpy as np
 import pytest
 import torch
 
@@ -14,13 +13,7 @@ from benchmark.privacy.settings import PrivacyConfig
 SIZE = 16
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: these tiny graphs only lose time to thread hand-offs on a loaded 2-core box."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _tiny():

@@ -4,7 +4,6 @@ holding only a CKKS ciphertext and the public context can do with it (real TenSE
 import numpy as np
 import pytest
 import tenseal as ts
-import torch
 
 from benchmark.models.face_model import build_face_model
 from benchmark.models.registry import create_head
@@ -15,13 +14,7 @@ from benchmark.privacy.settings import PrivacyConfig
 SIZE = 16
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: these tiny graphs only lose time to thread hand-offs on a loaded 2-core box."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _pool(identities: int = 3, per_identity: int = 3) -> tuple[np.ndarray, np.ndarray]:
