@@ -91,6 +91,15 @@ def _best_threshold(scores: np.ndarray, labels: np.ndarray) -> float:
     return float(candidates[np.argmax(accepted_genuine + rejected_impostor)])
 
 
+def best_threshold(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """``(threshold, accuracy)``: the accuracy-maximizing threshold on all of (scores, labels) and the
+    accuracy it reaches there (accept when score >= threshold). The rule a model's operating threshold is
+    chosen by on validation pairs, and the early-stopping signal of the training stages."""
+    scores, labels = _check(scores, labels)
+    threshold = _best_threshold(scores, labels)
+    return threshold, float(np.mean((scores >= threshold) == (labels == 1)))
+
+
 def kfold_accuracy(scores: np.ndarray, labels: np.ndarray, folds: np.ndarray) -> dict:
     """LFW k-fold verification accuracy (insightface ``eval/verification.py`` fold loop).
 
