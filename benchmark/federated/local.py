@@ -29,7 +29,8 @@ from benchmark.models.heads import Head
 from benchmark.models.registry import create_head
 from benchmark.train.common import TrainConfig
 from benchmark.train.loop import train_supervised
-from benchmark.train.stage import Dataset, build_model, load_dataset, train_config
+from benchmark.data.dataset import Dataset, load_dataset
+from benchmark.train.recipe import build_model, train_config
 
 VERIFICATION_KEYS = ("accuracy_mean", "accuracy_std", "auc", "eer", "tar_at_far_1e-2", "tar_at_far_1e-3", "threshold")
 
