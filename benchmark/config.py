@@ -118,7 +118,7 @@ class DataConfig:
             if b.format == "split" and b.path:
                 raise ConfigError(f"'{key}.path' = {b.path!r}: format 'split' takes no path (it is the training "
                                   "source's held-out identities)")
-        if self.box_margin >= self.image_size:
+        if self.alignment == "box" and self.box_margin >= self.image_size:
             raise ConfigError(f"'data.box_margin' = {self.box_margin} must be below 'data.image_size' = {self.image_size}")
 
 

@@ -221,7 +221,8 @@ def test_report_page_shows_the_benchmark_sets_and_warns_about_overlap(tmp_path):
     assert "<td>lfw</td><td>lfw_pairs</td><td>6000</td><td>5749</td><td>13233</td><td>3</td><td>12</td>" in page
     assert "12 identities of lfw also appear in the training source: accuracy on it is inflated." in page
     assert "identities of heldout also appear" not in page
-    assert "Training source: 201 identities, 2412 images; 20 validation identities give 600 validation pairs" in page
+    assert "Training source: 4 identities, 8 images, source: synthetic." in page
+    assert "201 identities (2412 images) train the models; 20 validation identities give 600 validation pairs" in page
     assert "adversarial on heldout: clean 0.850" in page and "on lfw:" not in page
 
 

@@ -48,6 +48,6 @@ def overlap_warnings(benchmarks: dict) -> list[str]:
 
 def training_sentence(training: dict) -> str:
     """The training source's split into training and validation identities, where every threshold is chosen."""
-    return (f"Training source: {training['identities']} identities, {training['images']} images; "
-            f"{training['val_identities']} validation identities give {training['val_pairs']} validation pairs, on "
-            "which every operating threshold is chosen (benchmark pairs only measure).")
+    return (f"Of the training source, {training['identities']} identities ({training['images']} images) train the "
+            f"models; {training['val_identities']} validation identities give {training['val_pairs']} validation "
+            "pairs, on which every operating threshold is chosen (benchmark pairs only measure).")

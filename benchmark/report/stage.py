@@ -95,8 +95,8 @@ def read_inputs(params: Params) -> Inputs:
 def data_section(manifest: dict, data: dict | None) -> tuple[list[str], list[dict]]:
     """The data section's paragraphs (counts, the training split, one overlap warning per set that shares
     identities with the training source) and tables (the benchmark sets' counts)."""
-    paragraphs = [f"{manifest['counts']['identities']} identities, {manifest['counts']['images']} images, "
-                  f"source: {manifest['source']['kind']}."]
+    paragraphs = [f"Training source: {manifest['counts']['identities']} identities, {manifest['counts']['images']} "
+                  f"images, source: {manifest['source']['kind']}."]
     data = data or {}
     if "training" in data:
         paragraphs.append(training_sentence(data["training"]))
