@@ -60,17 +60,25 @@ def _enroll(args: argparse.Namespace, params: config.Params) -> None:
 
 
 def _identify(args: argparse.Namespace, params: config.Params) -> None:
+    from benchmark.evaluation.calibration import threshold_for_far
     from benchmark.identify.database import IdentityDB
     from benchmark.identify.pipeline import identify_video
     from benchmark.identify.video import read_video
 
     model, embedder = _embedder(args.model, params)
-    threshold = args.threshold if args.threshold is not None else float(model.meta["verification"]["threshold"])
+    if args.threshold is not None:
+        threshold, rule = args.threshold, "--threshold"
+    elif "validation" in model.meta:
+        threshold = threshold_for_far(model.meta["validation"], params.identify.far)
+        rule = f"FAR {params.identify.far:g} on the model's validation pairs"
+    else:
+        raise DataError(f"{args.model}: the checkpoint has no validation thresholds (written by the training stages); "
+                        "retrain it or pass --threshold")
     video = read_video(args.video, params.identify.every, params.identify.max_frames)
     with IdentityDB.open(args.db) as db:
         result = identify_video(video.frames, embedder, db, params.identify.quality, threshold=threshold)
     frame = int(video.frame_numbers[result["frame_index"]])
-    print(f"identity: {result['identity']}  score: {result['score']:.3f}  threshold: {threshold:.3f}  frame: {frame}")
+    print(f"identity: {result['identity']}  score: {result['score']:.3f}  threshold: {threshold:.3f} ({rule})  frame: {frame}")
 
 
 def _perf(args: argparse.Namespace, params: config.Params) -> None:
@@ -112,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     commands["enroll"][1].add_argument("--folder", required=True, help="one sub-folder of face images per person")
     commands["identify"][1].add_argument("--video", required=True, help="face video file (mp4, avi, ...)")
     commands["identify"][1].add_argument("--threshold", type=float, default=None,
-                                         help="open-set cosine threshold (default: the model's verification threshold)")
+                                         help="open-set cosine threshold (default: the model's threshold at identify.far on its validation pairs)")
     commands["preset"][1].add_argument("name", help="preset name, e.g. tiny (benchmark/presets/)")
     commands["preset"][1].add_argument("--out", required=True, help="file to write, e.g. params.yaml")
     args = parser.parse_args(argv)

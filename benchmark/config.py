@@ -293,13 +293,16 @@ class Params:
     device: str = _choice("auto", "auto", "cpu", "cuda")
     paths: PathsConfig = field(default_factory=PathsConfig)
     data: DataConfig = field(default_factory=DataConfig)
-    supervised: SupervisedConfig = field(default_factory=SupervisedConfig)
+    # The default study (synthetic faces) compares the variants at the same labels: the supervised stages train on
+    # the labelled images, as the semi-supervised one does (images: all is the choice for a real training source).
+    supervised: SupervisedConfig = field(default_factory=lambda: SupervisedConfig(images="labelled"))
     semisupervised: SemiSupervisedConfig = field(default_factory=SemiSupervisedConfig)
-    timm_reference: SupervisedConfig = field(default_factory=lambda: SupervisedConfig(backbone="resnet18", max_epochs=30))
+    timm_reference: SupervisedConfig = field(
+        default_factory=lambda: SupervisedConfig(backbone="resnet18", max_epochs=30, images="labelled"))
     identify: IdentifyConfig = field(default_factory=IdentifyConfig)
-    adversarial: HardenedConfig = field(default_factory=HardenedConfig)
-    pgd_at: AdversarialTrainingConfig = field(default_factory=AdversarialTrainingConfig)
-    trades: TradesConfig = field(default_factory=TradesConfig)
+    adversarial: HardenedConfig = field(default_factory=lambda: HardenedConfig(images="labelled"))
+    pgd_at: AdversarialTrainingConfig = field(default_factory=lambda: AdversarialTrainingConfig(images="labelled"))
+    trades: TradesConfig = field(default_factory=lambda: TradesConfig(images="labelled"))
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     federated: FederatedConfig = field(default_factory=FederatedConfig)
 
@@ -394,5 +397,14 @@ def load(path: str | Path = "params.yaml") -> Params:
 
 
 def as_dict(obj: Any) -> dict:
-    """A config dataclass as a plain nested dict (for manifests and notebook parameters)."""
-    return dataclasses.asdict(obj)
+    """A config dataclass as a plain nested dict of dicts, lists and scalars, as params.yaml reads (for manifests,
+    checkpoints and notebook parameters)."""
+    return _plain(dataclasses.asdict(obj))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value

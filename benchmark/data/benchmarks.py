@@ -60,7 +60,8 @@ def build(cfg: BenchmarkConfig, key: str, train: FaceSet, proto: Protocol, prepa
           protocol: ProtocolConfig, seed: int) -> tuple[BenchmarkSet, list[Unusable]]:
     """The benchmark set ``cfg`` (``key`` = its params.yaml key, for errors) and its unusable inputs.
 
-    Raises DataError naming ``key`` when the set's folder is missing or it has no usable pair.
+    Raises DataError naming ``key`` when the set's folder is missing, it has no usable pair of both kinds, or its
+    usable pairs lie in a single fold.
     """
     if cfg.format == "split":
         return split_set(cfg.name, train, proto), []
@@ -80,6 +81,9 @@ def build(cfg: BenchmarkConfig, key: str, train: FaceSet, proto: Protocol, prepa
         raise DataError(f"benchmark set '{cfg.name}' ({key}): {err}") from err
     if len(np.unique(result.is_same)) < 2:
         raise DataError(f"benchmark set '{cfg.name}' ({key}): no usable pair of both kinds (genuine and impostor)")
+    if len(np.unique(result.folds)) < 2:
+        raise DataError(f"benchmark set '{cfg.name}' ({key}): its usable pairs lie in a single fold; k-fold "
+                        "verification accuracy needs pairs in at least 2 folds (LFW View 2 has 10)")
     return result, faces.unusable
 
 

@@ -22,14 +22,24 @@ from benchmark.data.detect import Detection
 
 
 class DetectionCache:
-    """``get(key)`` / ``put(key, detections)`` over an SQLite table; ``key`` from :meth:`key`."""
+    """``get(key)`` / ``put(key, detections)`` over an SQLite table; ``key`` from :meth:`key`.
+
+    The file (and its folder) is created on first use, so a run that fails before detecting anything (a missing
+    data folder) leaves nothing behind.
+    """
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, timeout=60)
-        self._db.execute("CREATE TABLE IF NOT EXISTS detections (key TEXT PRIMARY KEY, faces TEXT NOT NULL)")
-        self._db.commit()
+        self._conn: sqlite3.Connection | None = None
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(self.path, timeout=60)
+            self._conn.execute("CREATE TABLE IF NOT EXISTS detections (key TEXT PRIMARY KEY, faces TEXT NOT NULL)")
+            self._conn.commit()
+        return self._conn
 
     @staticmethod
     def key(digest: str, settings: str) -> str:
@@ -55,7 +65,9 @@ class DetectionCache:
         return self._db.execute("SELECT COUNT(*) FROM detections").fetchone()[0]
 
     def close(self) -> None:
-        self._db.close()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
     def __enter__(self) -> "DetectionCache":
         return self
