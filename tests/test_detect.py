@@ -39,8 +39,9 @@ def test_import_and_construction_load_no_network():
     assert out.split() == ["False", "False"]
 
 
-@pytest.mark.parametrize("kw,match", [({"min_confidence": 1.5}, "min_confidence"), ({"min_face_size": 5}, "min_face_size"),
-                                      ({"max_side": 10}, "max_side"), ({"num_threads": 0}, "num_threads")])
+@pytest.mark.parametrize("kw,match", [({"min_confidence": 1.5}, "min_confidence"),
+                                      ({"min_face_size": 5}, "min_face_size"), ({"max_side": 10}, "max_side"),
+                                      ({"num_threads": 0}, "num_threads")])
 def test_bad_settings_are_rejected(kw, match):
     with pytest.raises(ValueError, match=match):
         FaceDetector(**kw)

@@ -65,10 +65,8 @@ def build(cfg: BenchmarkConfig, key: str, train: FaceSet, proto: Protocol, prepa
     """
     if cfg.format == "split":
         return split_set(cfg.name, train, proto), []
+    check_path(cfg, key)
     root = Path(cfg.path)
-    if not root.is_dir():
-        raise DataError(f"'{key}.path' = {cfg.path!r}: no such folder (a benchmark set of format {cfg.format!r} "
-                        "needs an existing folder, relative to the repository root)")
     kwargs = {"detect": preparer.mode, "detector": preparer.detector, "cache": preparer.cache}
     try:
         if cfg.format == "folder":
@@ -85,6 +83,13 @@ def build(cfg: BenchmarkConfig, key: str, train: FaceSet, proto: Protocol, prepa
         raise DataError(f"benchmark set '{cfg.name}' ({key}): its usable pairs lie in a single fold; k-fold "
                         "verification accuracy needs pairs in at least 2 folds (LFW View 2 has 10)")
     return result, faces.unusable
+
+
+def check_path(cfg: BenchmarkConfig, key: str) -> None:
+    """Raise DataError naming ``key`` when a folder or lfw_pairs set's folder does not exist."""
+    if cfg.format != "split" and not Path(cfg.path).is_dir():
+        raise DataError(f"'{key}.path' = {cfg.path!r}: no such folder (a benchmark set of format {cfg.format!r} "
+                        "needs an existing folder, relative to the repository root)")
 
 
 def overlap(train: FaceSet, bench: BenchmarkSet) -> list[str]:

@@ -75,6 +75,8 @@ def run(params: Params) -> DataResult:
     """Run the data stage with validated ``params``; returns what it wrote."""
     start = time.perf_counter()
     cfg, seed = params.data, params.seed
+    for k, b in enumerate(cfg.benchmarks):  # before minutes of detection, not after
+        benchmarks_mod.check_path(b, f"data.benchmarks[{k}]")
     identity_params, prep = None, None
     if cfg.source == "synthetic":
         faces, _ = synthetic.generate(seed, cfg.synthetic.identities, cfg.synthetic.images_per_identity,
