@@ -6,6 +6,8 @@
     facebench identify --model M --db D --video V  identify the person in a face video
     facebench perf                              run the speed benchmarks, write reports/perf.json
     facebench preset tiny --out FILE            write params.yaml merged with a preset (whole DAG in minutes)
+    facebench preset real --out FILE --train DIR --benchmark NAME=FORMAT:DIR
+                                                the real-data preset with your training folder and benchmark sets
 
 Every command takes ``--params`` (default params.yaml). Bad input exits with status 2 and a one-line
 message naming what was wrong and what is allowed.
@@ -60,17 +62,25 @@ def _enroll(args: argparse.Namespace, params: config.Params) -> None:
 
 
 def _identify(args: argparse.Namespace, params: config.Params) -> None:
+    from benchmark.evaluation.calibration import threshold_for_far
     from benchmark.identify.database import IdentityDB
     from benchmark.identify.pipeline import identify_video
     from benchmark.identify.video import read_video
 
     model, embedder = _embedder(args.model, params)
-    threshold = args.threshold if args.threshold is not None else float(model.meta["verification"]["threshold"])
+    if args.threshold is not None:
+        threshold, rule = args.threshold, "--threshold"
+    elif "validation" in model.meta:
+        threshold = threshold_for_far(model.meta["validation"], params.identify.far)
+        rule = f"FAR {params.identify.far:g} on the model's validation pairs"
+    else:
+        raise DataError(f"{args.model}: the checkpoint has no validation thresholds (written by the training stages); "
+                        "retrain it or pass --threshold")
     video = read_video(args.video, params.identify.every, params.identify.max_frames)
     with IdentityDB.open(args.db) as db:
         result = identify_video(video.frames, embedder, db, params.identify.quality, threshold=threshold)
     frame = int(video.frame_numbers[result["frame_index"]])
-    print(f"identity: {result['identity']}  score: {result['score']:.3f}  threshold: {threshold:.3f}  frame: {frame}")
+    print(f"identity: {result['identity']}  score: {result['score']:.3f}  threshold: {threshold:.3f} ({rule})  frame: {frame}")
 
 
 def _perf(args: argparse.Namespace, params: config.Params) -> None:
@@ -84,10 +94,31 @@ def _preset(args: argparse.Namespace, params: config.Params) -> None:
 
     from benchmark import io, presets
 
-    merged = presets.apply(yaml.safe_load(Path(args.params).read_text()) or {}, args.name)
+    base = yaml.safe_load(Path(args.params).read_text()) or {}
+    extra: dict = {"data": {}}
+    if args.train:
+        extra["data"]["path"] = args.train
+    if args.benchmark:
+        listed = presets.merge(base, presets.load(args.name)).get("data", {}).get("benchmarks", [])
+        extra["data"]["benchmarks"] = [*listed, *(benchmark_entry(text) for text in args.benchmark)]
+    merged = presets.apply(base, args.name, extra)
     with io.atomic_path(args.out) as tmp:
         tmp.write_text(yaml.safe_dump(merged, sort_keys=False))
     print(f"wrote {args.out}: {args.params} with preset '{args.name}'")
+
+
+def benchmark_entry(text: str) -> dict:
+    """``NAME=FORMAT:PATH[:PAIRS_FILE]`` -> a ``data.benchmarks`` entry; ConfigError naming the text otherwise."""
+    name, _, rest = text.partition("=")
+    fmt, _, location = rest.partition(":")
+    path, _, pairs_file = location.partition(":")
+    if not (name and fmt and path) or fmt not in config.BENCHMARK_FORMATS or fmt == "split":
+        raise ConfigError(f"--benchmark {text!r}: expected NAME=FORMAT:PATH with FORMAT folder or lfw_pairs "
+                          "(lfw_pairs may add :PAIRS_FILE, default pairs.txt), e.g. orl=folder:data/orl")
+    entry = {"name": name, "format": fmt, "path": path}
+    if pairs_file:
+        entry["pairs_file"] = pairs_file
+    return entry
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -112,9 +143,13 @@ def main(argv: list[str] | None = None) -> int:
     commands["enroll"][1].add_argument("--folder", required=True, help="one sub-folder of face images per person")
     commands["identify"][1].add_argument("--video", required=True, help="face video file (mp4, avi, ...)")
     commands["identify"][1].add_argument("--threshold", type=float, default=None,
-                                         help="open-set cosine threshold (default: the model's verification threshold)")
+                                         help="open-set cosine threshold (default: the model's threshold at identify.far on its validation pairs)")
     commands["preset"][1].add_argument("name", help="preset name, e.g. tiny (benchmark/presets/)")
     commands["preset"][1].add_argument("--out", required=True, help="file to write, e.g. params.yaml")
+    commands["preset"][1].add_argument("--train", default=None, help="training folder (data.path), one sub-folder per identity")
+    commands["preset"][1].add_argument("--benchmark", action="append", default=[], metavar="NAME=FORMAT:PATH",
+                                       help="add a benchmark set after the preset's (FORMAT folder or lfw_pairs; "
+                                            "lfw_pairs may add :PAIRS_FILE); repeatable")
     args = parser.parse_args(argv)
     try:
         params = config.load(args.params)

@@ -50,6 +50,8 @@ class ProtocolConfig:
     """How the protocol builder splits a dataset (benchmark/data/protocol.py)."""
 
     test_fraction: float = _num(0.33, 0.0, 1.0, "()")
+    val_identity_fraction: float = _num(0.1, 0.0, 0.5, "()")
+    val_pairs: int = _num(1000, 1, 1_000_000)
     val_fraction: float = _num(0.1, 0.0, 0.5, "[)")
     label_fraction: float = _num(0.25, 0.0, 1.0, "(]")
     institutions: int = _num(4, 1, 64)
@@ -68,24 +70,62 @@ class EigenfacesConfig:
     components: int = _num(64, 1, 4096)
 
 
+BENCHMARK_FORMATS = ("split", "folder", "lfw_pairs")
+
+
+@dataclass(frozen=True)
+class BenchmarkConfig:
+    """One benchmark set every variant is reported on (benchmark/data/benchmarks.py).
+
+    format: ``split`` (the training source's held-out test identities), ``folder`` (a folder per identity,
+    pairs generated like the split's) or ``lfw_pairs`` (an LFW-layout folder and its View 2 ``pairs_file``,
+    relative to ``path``, used as given). ``path`` is required for folder and lfw_pairs.
+    """
+
+    name: str = "heldout"
+    format: str = _choice("split", *BENCHMARK_FORMATS)
+    path: str = ""
+    pairs_file: str = "pairs.txt"
+
+
 @dataclass(frozen=True)
 class DataConfig:
-    """The ``data`` stage: where faces come from and how the protocol is built."""
+    """The ``data`` stage: the training source, how its faces are cut, how the protocol is built, and the
+    benchmark sets every variant is reported on."""
 
-    source: str = _choice("synthetic", "synthetic", "folder", "lfw")
+    source: str = _choice("synthetic", "synthetic", "folder")
     path: str = "data"
-    pairs_file: str = "pairs.txt"
     image_size: int = _num(64, 16, 512)
+    alignment: str = _choice("arcface", "arcface", "box")
+    box_margin: int = _num(32, 0, 256)
     detect: str = _choice("auto", "auto", "always", "never")
     min_face_confidence: float = _num(0.9, 0.0, 1.0)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
     eigenfaces: EigenfacesConfig = field(default_factory=EigenfacesConfig)
+    benchmarks: tuple[BenchmarkConfig, ...] = (BenchmarkConfig(),)
+
+    def __post_init__(self) -> None:
+        names = [b.name for b in self.benchmarks]
+        for k, b in enumerate(self.benchmarks):
+            key = f"data.benchmarks[{k}]"
+            if not b.name or not all(c.isalnum() or c in "_-" for c in b.name):
+                raise ConfigError(f"'{key}.name' = {b.name!r}: use letters, digits, '_' and '-' (it names files)")
+            if names.count(b.name) > 1:
+                raise ConfigError(f"'{key}.name' = {b.name!r} is used by two benchmark sets; names must be unique")
+            if b.format != "split" and not b.path:
+                raise ConfigError(f"'{key}.path' is empty: format {b.format!r} needs the folder of the set")
+            if b.format == "split" and b.path:
+                raise ConfigError(f"'{key}.path' = {b.path!r}: format 'split' takes no path (it is the training "
+                                  "source's held-out identities)")
+        if self.alignment == "box" and self.box_margin >= self.image_size:
+            raise ConfigError(f"'data.box_margin' = {self.box_margin} must be below 'data.image_size' = {self.image_size}")
 
 
 @dataclass(frozen=True)
 class SupervisedConfig:
-    """A supervised training stage: backbone + embedding + head, trained on the labelled images."""
+    """A supervised training stage: backbone + embedding + head, trained on every training image (``images:
+    all``) or on the labelled ones (``labelled``); ``augment``: standard | flip | none (benchmark/train/augment.py)."""
 
     backbone: str = "ae_encoder"
     head: str = "arcface"
@@ -98,12 +138,16 @@ class SupervisedConfig:
     schedule: str = _choice("cosine", "cosine", "step")
     patience: int = _num(4, 1, 1000)
     min_delta: float = _num(0.01, 0.0, 1.0)
+    images: str = _choice("all", "all", "labelled")
+    augment: str = _choice("standard", "standard", "flip", "none")
 
 
 @dataclass(frozen=True)
 class SemiSupervisedConfig(SupervisedConfig):
-    """The patent's semi-supervised stage: Loss = g * LossA + (1 - g) * LossB, g in (0.5, 1)."""
+    """The patent's semi-supervised stage: Loss = g * LossA + (1 - g) * LossB, g in (0.5, 1); LossA always on
+    the labelled images, LossB on the unlabelled ones."""
 
+    images: str = _choice("labelled", "labelled")
     g: float = _num(0.75, 0.5, 1.0, "()")
 
 
@@ -135,6 +179,7 @@ class EvaluateConfig:
         "supervised", "semisupervised", "timm_reference", "adversarial", "pgd_at", "trades",
         "federated_third_party", "federated_blind", "federated_plaintext", "federated_centralized",
     )
+    flip_test: bool = True
     robustness: RobustnessConfig = field(default_factory=RobustnessConfig)
 
 
@@ -248,13 +293,16 @@ class Params:
     device: str = _choice("auto", "auto", "cpu", "cuda")
     paths: PathsConfig = field(default_factory=PathsConfig)
     data: DataConfig = field(default_factory=DataConfig)
-    supervised: SupervisedConfig = field(default_factory=SupervisedConfig)
+    # The default study (synthetic faces) compares the variants at the same labels: the supervised stages train on
+    # the labelled images, as the semi-supervised one does (images: all is the choice for a real training source).
+    supervised: SupervisedConfig = field(default_factory=lambda: SupervisedConfig(images="labelled"))
     semisupervised: SemiSupervisedConfig = field(default_factory=SemiSupervisedConfig)
-    timm_reference: SupervisedConfig = field(default_factory=lambda: SupervisedConfig(backbone="resnet18", max_epochs=30))
+    timm_reference: SupervisedConfig = field(
+        default_factory=lambda: SupervisedConfig(backbone="resnet18", max_epochs=30, images="labelled"))
     identify: IdentifyConfig = field(default_factory=IdentifyConfig)
-    adversarial: HardenedConfig = field(default_factory=HardenedConfig)
-    pgd_at: AdversarialTrainingConfig = field(default_factory=AdversarialTrainingConfig)
-    trades: TradesConfig = field(default_factory=TradesConfig)
+    adversarial: HardenedConfig = field(default_factory=lambda: HardenedConfig(images="labelled"))
+    pgd_at: AdversarialTrainingConfig = field(default_factory=lambda: AdversarialTrainingConfig(images="labelled"))
+    trades: TradesConfig = field(default_factory=lambda: TradesConfig(images="labelled"))
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     federated: FederatedConfig = field(default_factory=FederatedConfig)
 
@@ -284,6 +332,8 @@ def _join(where: str, key: Any) -> str:
 def _value(hint: Any, f: dataclasses.Field, value: Any, key: str) -> Any:
     if dataclasses.is_dataclass(hint):
         return build(hint, value, key)
+    if typing.get_origin(hint) is tuple and dataclasses.is_dataclass(typing.get_args(hint)[0]):
+        return _records(typing.get_args(hint)[0], value, key)
     if typing.get_origin(hint) is tuple:
         return _names(f, value, key)
     kind = _plain_type(hint)
@@ -297,6 +347,13 @@ def _value(hint: Any, f: dataclasses.Field, value: Any, key: str) -> Any:
     if "range" in f.metadata and not _in_range(value, *f.metadata["range"]):
         raise ConfigError(f"'{key}' = {value!r} is out of range; allowed: {_describe_range(*f.metadata['range'])}")
     return value
+
+
+def _records(cls: type, value: Any, key: str) -> tuple:
+    """A ``tuple[<dataclass>, ...]`` field: a non-empty YAML list of mappings, each built as ``key[i]``."""
+    if not isinstance(value, (list, tuple)) or not value:
+        raise ConfigError(f"'{key}' must be a non-empty list of mappings, got {type(value).__name__} {value!r}")
+    return tuple(build(cls, item, f"{key}[{k}]") for k, item in enumerate(value))
 
 
 def _names(f: dataclasses.Field, value: Any, key: str) -> tuple[str, ...]:
@@ -340,5 +397,14 @@ def load(path: str | Path = "params.yaml") -> Params:
 
 
 def as_dict(obj: Any) -> dict:
-    """A config dataclass as a plain nested dict (for manifests and notebook parameters)."""
-    return dataclasses.asdict(obj)
+    """A config dataclass as a plain nested dict of dicts, lists and scalars, as params.yaml reads (for manifests,
+    checkpoints and notebook parameters)."""
+    return _plain(dataclasses.asdict(obj))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value

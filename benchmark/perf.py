@@ -43,7 +43,8 @@ from benchmark.models.autoencoder import SemiSupervisedAE
 from benchmark.models.face_model import to_float_nchw
 from benchmark.models.registry import create_head
 from benchmark.train.bare import throughput_ratio
-from benchmark.train.stage import build_model, load_dataset
+from benchmark.data.dataset import load_dataset
+from benchmark.train.recipe import build_model
 
 FAISS_TARGET_QPS = 1000.0
 

@@ -10,8 +10,9 @@ from benchmark.evaluation import stage as evaluate_stage
 from benchmark.evaluation.clean import VERIFICATION_KEYS
 from benchmark.evaluation.verification import cosine_scores, verification_report
 from benchmark.models.checkpoint import embed_images, load_model, save_model
-from benchmark.train.stage import load_dataset
+from benchmark.data.dataset import load_dataset
 from benchmark.models.face_model import build_face_model
+from benchmark.train.recipe import val_pairs, validation_meta
 
 
 @pytest.fixture(scope="module")
@@ -31,9 +32,10 @@ def tiny(tmp_path_factory):
     }
     params = config.build(config.Params, raw)
     data_stage.run(params)
+    pairs = val_pairs(load_dataset(params))
     for seed, name in enumerate(["one", "two"]):
-        model = build_face_model("ae_encoder", seed=seed, embedding_dim=16, image_size=32, channels=(4, 8, 8))
-        save_model(model, root / f"a/models/{name}.pt", {"verification": {"threshold": 0.4}})
+        model = build_face_model("ae_encoder", seed=seed, embedding_dim=16, input_size=32, image_size=32, channels=(4, 8, 8))
+        save_model(model, root / f"a/models/{name}.pt", {"validation": validation_meta(model, pairs)})
     return root, params
 
 
@@ -47,25 +49,29 @@ def test_evaluate_stage_writes_evaluation_robustness_and_transfer_contracts(tiny
     robustness = json.loads((root / "r/metrics/robustness.json").read_text())
     transfer = json.loads((root / "r/metrics/transfer.json").read_text())
     assert robustness == result.robustness and list(robustness) == ["one", "two"]
+    assert all(list(per_set) == ["heldout"] for per_set in robustness.values())
     for variant in robustness.values():
-        assert list(variant) == ["fgsm", "pgd_linf"]
-        for report in variant.values():
+        assert list(variant["heldout"]) == ["fgsm", "pgd_linf"]
+        for report in variant["heldout"].values():
             assert set(report["eps_4"]) == {"dodging_asr", "impersonation_asr", "robust_accuracy"}
             assert set(report["median_min_perturbation"]) == {"dodging", "impersonation"}
     assert set(transfer["matrix"]) == {"one", "two"} and set(transfer["matrix"]["one"]) == {"one", "two"}
+    assert transfer["benchmark"] == "heldout"
     assert set(result.seconds) == {"one", "two"}
     evaluation = json.loads((root / "r/metrics/evaluation.json").read_text())
     assert list(evaluation) == ["one", "two"]
-    for name, variant in evaluation.items():
+    for name, per_set in evaluation.items():
+        variant = per_set["heldout"]
         assert set(variant) == {"verification", "identification", "robustness"}
         assert set(VERIFICATION_KEYS) == set(variant["verification"])
         assert {"rank1", "rank5"} <= set(variant["identification"])
-        assert variant["robustness"] == robustness[name]
-    # the clean verification is the training stages' protocol: recomputing it from the embeddings agrees
+        assert variant["robustness"] == robustness[name]["heldout"]
+    # the clean verification is the training source's test pairs with flip-test fusion: recomputing it agrees
     data = load_dataset(params)
     model = load_model(root / "a/models/one.pt")
-    report = verification_report(cosine_scores(embed_images(model, data.images), data.protocol.pairs), data.protocol.is_same, data.protocol.folds)
-    assert evaluation["one"]["verification"]["accuracy_mean"] == pytest.approx(report["accuracy_mean"])
+    scores = cosine_scores(embed_images(model, data.images, flip=True), data.protocol.pairs)
+    report = verification_report(scores, data.protocol.is_same, data.protocol.folds)
+    assert evaluation["one"]["heldout"]["verification"]["accuracy_mean"] == pytest.approx(report["accuracy_mean"])
     roc = json.loads((root / "r/plots/evaluate/roc.json").read_text())
     assert set(roc[0]) == {"far", "one", "two"} and roc[-1]["one"] == 1.0
     asr = json.loads((root / "r/plots/evaluate/asr_vs_eps.json").read_text())
@@ -77,5 +83,5 @@ def test_evaluate_stage_names_a_checkpoint_without_threshold(tiny):
     root, params = tiny
     save_model(build_face_model("ae_encoder", image_size=32, channels=(4, 8, 8)), root / "a/models/bare.pt", {})
     # Execute / Assert
-    with pytest.raises(ValueError, match=r"bare.pt' has no meta\['verification'\]\['threshold'\]"):
+    with pytest.raises(ValueError, match=r"bare.pt' has no meta\['validation'\] thresholds"):
         evaluate_stage.load_variant(params, "bare")

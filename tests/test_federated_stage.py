@@ -123,7 +123,7 @@ def test_stage_writes_the_metrics_contract_and_loadable_models(tiny):
 
 
 def data_stage_images(params):
-    from benchmark.train.stage import load_dataset
+    from benchmark.data.dataset import load_dataset
 
     return load_dataset(params).images[:6]
 

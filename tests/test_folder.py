@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
 
-from benchmark.data.detect import FaceDetector, NoFaceError
+from benchmark.data.align import Geometry, template
+from benchmark.data.detect import Detection, FaceDetector
+from benchmark.data.detection_cache import DetectionCache
 from benchmark.data.faceset import Unusable
 from benchmark.data.folder import AUTO_DETECT_MIN_SIDE, load_folder, load_lfw
 from benchmark.errors import DataError
@@ -61,6 +64,8 @@ def test_folder_layout_labels_and_sources(people):
     assert faces.images.shape == (3, 8, 8, 3) and faces.images.dtype == np.uint8
     gray = faces.images[2]
     assert (gray[..., 0] == gray[..., 1]).all() and (gray[..., 1] == gray[..., 2]).all()
+    assert faces.detected.tolist() == [False] * 3 and np.isnan(faces.confidence).all()
+    assert faces.boxes.shape == (3, 4) and faces.landmarks.shape == (3, 5, 2)
 
 
 def test_every_skipped_file_is_listed_with_its_reason(people):
@@ -117,61 +122,144 @@ def _mkdir(path: Path) -> Path:
     return path
 
 
-class _RecordingDetector:
-    """Stands in for FaceDetector: records which image sizes it was asked about."""
+class _ContentDetector:
+    """Stands in for FaceDetector: "finds" one face filling the non-black part of the image it is given (black
+    is the padding auto mode adds around small images), landmarks on the ArcFace template scaled to that box;
+    records the (H, W) of every image it is asked about."""
 
-    def __init__(self) -> None:
+    min_confidence = 0.9
+
+    def __init__(self, settings: str = "content v1") -> None:
+        self.settings = settings
         self.seen: list[tuple[int, int]] = []
 
-    def main_face(self, img):
+    def detect(self, img, min_confidence=None):
         self.seen.append(img.shape[:2])
-        return None
+        ys, xs = np.nonzero(img.max(axis=2))
+        x1, y1, x2, y2 = float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)
+        landmarks = template(112) / 112.0 * (x2 - x1, y2 - y1) + (x1, y1)
+        return [Detection((x1, y1, x2, y2), 0.99, landmarks)]
 
-    def crop(self, img, face, size):
-        return np.full((size, size, 3), 7, dtype=np.uint8)
 
-
-def test_auto_detects_only_images_at_least_the_threshold_side(tmp_path):
+def test_auto_detects_every_image_and_frames_small_ones(tmp_path):
+    # Prepare: a photo at the threshold side, and a 40x50 crop below it.
     side = AUTO_DETECT_MIN_SIDE
     _write(tmp_path / "big" / "photo.jpg", (side, side + 50, 3))
-    _write(tmp_path / "small" / "crop.png", (side + 50, side - 1, 3))
-    recorder = _RecordingDetector()
+    _write(tmp_path / "small" / "crop.png", (50, 40, 3))
+    auto, always, never = _ContentDetector(), _ContentDetector(), _ContentDetector()
 
-    auto = load_folder(tmp_path, 16, detect="auto", detector=recorder)
-    forced = load_folder(tmp_path, 16, detect=True, detector=_RecordingDetector())
+    # Execute
+    auto_faces = load_folder(tmp_path, 16, detect="auto", detector=auto)
+    always_faces = load_folder(tmp_path, 16, detect="always", detector=always)
+    never_faces = load_folder(tmp_path, 16, detect="never", detector=never)
 
-    assert recorder.seen == [(side, side + 50)]
-    assert (auto.images[0] == 7).all() and not (auto.images[1] == 7).all()
-    assert (forced.images == 7).all()
+    # Assert: auto enlarges the crop 4x (shorter side 160 px) and pads it by a quarter of its longer side (50 px)
+    # before detection, and maps the detection back into the file's pixels; always detects as is; never not at all.
+    assert auto.seen == [(side, side + 50), (200 + 100, 160 + 100)]
+    assert always.seen == [(side, side + 50), (50, 40)] and never.seen == []
+    for faces in (auto_faces, always_faces):
+        np.testing.assert_allclose(faces.boxes, [[0, 0, side + 50, side], [0, 0, 40, 50]], atol=0.5)
+        assert faces.detected.tolist() == [True, True] and faces.confidence.tolist() == pytest.approx([0.99, 0.99])
+    np.testing.assert_allclose(auto_faces.landmarks[1], template(112) / 112.0 * (40, 50), atol=0.5)
+    assert never_faces.detected.tolist() == [False, False] and np.isnan(never_faces.boxes).all()
+    assert auto_faces.images.shape == never_faces.images.shape == (2, 16, 16, 3)
 
 
-class _PickyDetector(_RecordingDetector):
-    """Finds a face only in images whose top-left pixel is bright."""
+class _PickyDetector(_ContentDetector):
+    """Finds a face (0.99) only in bright images; in dark ones its best candidate has confidence 0.42."""
 
-    def main_face(self, img):
-        if img[0, 0, 0] < 128:
-            raise NoFaceError("no face found (best confidence 0.42 < 0.90)")
-        return None
+    def detect(self, img, min_confidence=None):
+        found = super().detect(img, min_confidence)
+        if img.mean() < 128:
+            return [Detection(found[0].box, 0.42, found[0].landmarks)]
+        return found
 
 
 def test_image_without_a_face_is_listed_with_the_detector_reason(tmp_path):
-    bright, dark = np.full((30, 30, 3), 200, np.uint8), np.full((30, 30, 3), 20, np.uint8)
+    rng = np.random.default_rng(0)
+    bright, dark = rng.integers(180, 256, (30, 30, 3), np.uint8), rng.integers(1, 60, (30, 30, 3), np.uint8)
     Image.fromarray(bright).save(_mkdir(tmp_path / "zoe") / "bright.png")
     Image.fromarray(dark).save(tmp_path / "zoe" / "dark.png")
 
-    faces = load_folder(tmp_path, 16, detect=True, detector=_PickyDetector())
+    faces = load_folder(tmp_path, 16, detect="always", detector=_PickyDetector())
 
     assert faces.sources == [f"{tmp_path.name}/zoe/bright.png"]
     reason = "no face found (best confidence 0.42 < 0.90)"
     assert faces.unusable == [Unusable(f"{tmp_path.name}/zoe/dark.png", reason)]
 
 
-def test_mtcnn_finds_no_face_in_noise(tmp_path):
-    _write(tmp_path / "nobody" / "noise1.png", (40, 40, 3))
+@pytest.mark.parametrize("mode", ["auto", "never"])
+def test_tiny_sliver_and_flat_small_images_are_no_face_crops(tmp_path, mode):
+    # Prepare: one good crop and four small images that cannot be faces.
+    _write(tmp_path / "ok" / "face.png", (50, 40, 3))
+    _write(tmp_path / "bad" / "dot.png", (1, 1, 3))
+    _write(tmp_path / "bad" / "line.png", (1, 500, 3))
+    _write(tmp_path / "bad" / "sliver.png", (20, 120, 3))
+    Image.fromarray(np.full((60, 60, 3), 90, np.uint8)).save(tmp_path / "bad" / "flat.png")
+    detector = _ContentDetector()
+
+    # Execute
+    faces = load_folder(tmp_path, 16, detect=mode, detector=detector)
+
+    # Assert: each is listed with its reason, and none reaches the detector.
+    too_small = "px is too small (a face crop needs at least 16 px a side)"
+    assert {u.path.split("/")[-1]: u.reason for u in faces.unusable} == {
+        "dot.png": f"not a face: 1x1 {too_small}",
+        "line.png": f"not a face: 500x1 {too_small}",
+        "sliver.png": "not a face: 120x20 px is a sliver (aspect ratio above 2.5)",
+        "flat.png": "not a face: a flat colour (grey-level spread below 2.0)",
+    }
+    assert faces.sources == [f"{tmp_path.name}/ok/face.png"]
+    assert len(detector.seen) == (1 if mode == "auto" else 0)
+
+
+def test_a_corrupt_image_gets_the_same_reason_on_every_run(people):
+    first = load_folder(people, 8, detect=False)
+    second = load_folder(people, 8, detect=False)
+
+    assert first.unusable == second.unusable
+    assert not any("0x" in u.reason for u in first.unusable)  # no object addresses
+    reasons = {u.path: u.reason for u in first.unusable}
+    assert reasons["people/alice/broken.png"] == "corrupt or truncated image: cannot identify image file"
+
+
+def test_detection_cache_detects_each_file_once_per_detector_settings(tmp_path):
+    # Prepare: a photo (detected as is) and a small crop (detected framed), and a cache file.
+    root = tmp_path / "faces"
+    _write(root / "ann" / "photo.png", (220, 260, 3), seed=1)
+    _write(root / "ben" / "crop.png", (50, 40, 3), seed=2)
+    first_detector, second_detector = _ContentDetector(), _ContentDetector()
+
+    # Execute
+    with DetectionCache(tmp_path / "cache" / "detections.sqlite") as cache:
+        first = load_folder(root, 24, detector=first_detector, cache=cache)
+        second = load_folder(root, 24, detector=second_detector, cache=cache)
+        boxed = load_folder(root, Geometry(24, "box", 4), detector=second_detector, cache=cache)
+        other = _ContentDetector(settings="content v2")
+        load_folder(root, 24, detector=other, cache=cache)
+        entries = len(cache)
+
+    # Assert: the second load (and another geometry) detects nothing and gives the same crops and detections;
+    # other detector settings are a miss.
+    assert len(first_detector.seen) == 2 and second_detector.seen == [] and len(other.seen) == 2
+    np.testing.assert_array_equal(second.images, first.images)
+    for name in ("boxes", "landmarks", "confidence"):
+        np.testing.assert_array_equal(getattr(second, name), getattr(first, name))
+        np.testing.assert_array_equal(getattr(boxed, name), getattr(first, name))
+    assert not np.array_equal(boxed.images, first.images)
+    assert entries == 4
+
+
+def test_mtcnn_finds_no_face_in_a_small_landscape_or_noise(tmp_path):
+    # Prepare: a 160x120 "landscape" (smooth random colour blobs) and 40x40 noise, both below the auto side.
+    rng = np.random.default_rng(0)
+    landscape = cv2.resize(rng.integers(0, 256, (6, 8, 3), dtype=np.uint8), (160, 120), interpolation=cv2.INTER_CUBIC)
+    Image.fromarray(landscape).save(_mkdir(tmp_path / "nobody") / "landscape1.png")
     _write(tmp_path / "nobody" / "noise2.png", (40, 40, 3), seed=9)
 
-    with pytest.raises(DataError, match=r"\(2 files skipped; first: .*noise1\.png: no face found \("):
-        load_folder(tmp_path, 16, detect=True, min_confidence=0.8)
+    # Execute, Assert: under auto neither becomes a face.
+    with pytest.raises(DataError, match=r"\(2 files skipped; first: .*landscape1\.png: no face found \("):
+        load_folder(tmp_path, 16, detect="auto", min_confidence=0.8)
 
 
 def _lfw(tmp_path: Path, pairs: str) -> tuple[Path, Path]:
@@ -222,6 +310,9 @@ def test_lfw_pair_with_an_unusable_image_is_dropped_and_listed(tmp_path):
     ("2 1\nann 1 2\nann 1 ben 1\n", r"header says 2 folds x 2 pairs = 4 pair lines, found 2"),
     ("1 1\nann 1 2\nben 1 2\n", r"fold 1 has 2 genuine and 0 impostor pairs, expected 1 of each"),
     ("1 1\nann 1 2\nann 1 ben 7\n", r"pairs\.txt, line 3: pair refers to a missing image .*ben_0007\.jpg"),
+    ("\ufeff1 1\nann 1 2\nann 1 ben 1\n", r"pairs\.txt: starts with a UTF-8 byte-order mark"),
+    ("1 1\nann 2 2\nann 1 ben 1\n", r"pairs\.txt, line 2: pairs image ann 2 with itself"),
+    ("1 1\nann 1 2\nben 1 ben 1\n", r"pairs\.txt, line 3: pairs image ben 1 with itself"),
 ])
 def test_lfw_malformed_pairs_are_reported(tmp_path, text, match):
     root, pairs_path = _lfw(tmp_path, text)
@@ -241,13 +332,17 @@ def detector() -> FaceDetector:
 
 
 @pytest.mark.real_data
-def test_orl_is_loaded_as_crops_without_detection():
+def test_orl_crops_are_detected_and_aligned_under_auto(detector):
     root = _real("orl")
 
-    faces = load_folder(root, 32)  # auto: 92x112 is below the detection threshold
+    faces = load_folder(root, 32, detector=detector)  # auto: 92x112 crops are framed, then detected
 
     assert len(faces.identities) == 40 and faces.images.shape == (400, 32, 32, 3)
-    assert np.bincount(faces.labels).tolist() == [10] * 40
+    assert np.bincount(faces.labels).tolist() == [10] * 40  # measured: MTCNN finds all 400 faces
+    assert faces.detected.all() and (faces.confidence >= 0.9).all()
+    eyes = faces.landmarks[:, :2]  # in the file's pixels: both eyes inside the 92x112 image, left of right
+    assert (eyes >= 0).all() and (eyes[..., 0] < 92).all() and (eyes[..., 1] < 112).all()
+    assert (eyes[:, 0, 0] < eyes[:, 1, 0]).all()
     assert sorted(u.path for u in faces.unusable) == ["orl/README.orig", "orl/SOURCE.txt"]
 
 

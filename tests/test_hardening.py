@@ -1,6 +1,7 @@
 """The patent CN116665282A's gate and regularization term, TRADES' consistency, and short runs of the three
 adversarial training loops (gated hardening, PGD-AT, TRADES)."""
 
+import copy
 import math
 import re
 
@@ -13,8 +14,9 @@ from benchmark.data.synthetic import generate
 from benchmark.errors import ConfigError
 from benchmark.models.face_model import build_face_model
 from benchmark.models.registry import create_head
+from benchmark.train import adversarial
 from benchmark.train.adversarial import train_hardened, train_pgd_at, train_trades
-from benchmark.train.common import TrainConfig
+from benchmark.train.common import TrainConfig, ValPairs
 from benchmark.train.gate import PerformanceGate, Switch
 from benchmark.train.hardening import HardeningTerm, other_identities, target_margin
 from benchmark.train.loop import train_supervised
@@ -200,6 +202,36 @@ def test_static_baselines_train_adversarially_every_step_and_are_deterministic(d
     assert runs[0]["curves"]["loss"]["train"][-1] < runs[0]["curves"]["loss"]["train"][0]
     if train_fn is train_trades:
         assert all(v > 0 for v in runs[0]["curves"]["term"]["train"])
+
+
+@pytest.mark.parametrize(
+    "train_fn, extra",
+    [
+        (train_pgd_at, {}),
+        (train_trades, {"beta": 6.0}),
+        (train_hardened, {"term": HardeningTerm(1.0, 1.0, 0.2), "gate": PerformanceGate(1e3)}),
+    ],
+)
+def test_adversarial_loops_log_val_accuracy_but_keep_the_last_epoch(data, monkeypatch, train_fn, extra):
+    # Prepare: the clean validation accuracy is scripted to peak at epoch 1 of 3; each epoch's weights recorded
+    images, labels, train, val = data
+    model, head = _parts()
+    scripted, states = iter([0.9, 0.6, 0.7]), []
+
+    def accuracy(m, pairs):
+        states.append(copy.deepcopy(m.state_dict()))
+        return next(scripted), 0.5
+
+    monkeypatch.setattr(adversarial, "val_pair_accuracy", accuracy)
+    pairs = ValPairs(images[:2], np.array([[0, 1]]), np.array([0]))
+    cfg = TrainConfig(max_epochs=3, batch_size=8, lr=1e-2, patience=50, progress=False)
+    # Execute
+    history = train_fn(model, head, images, labels, train, val, cfg, 4 / 255, 1, val_pairs=pairs, **extra)
+    # Assert: keep_best (True by default) does not apply; the stopping rule still tracks loss_adv only
+    assert history["curves"]["val_accuracy"]["val"] == [0.9, 0.6, 0.7]
+    assert history["best_epoch"] == 1 and history["kept_epoch"] == 3 and list(history["converged_at"]) == ["loss_adv"]
+    assert all(torch.equal(v, states[2][k]) for k, v in model.state_dict().items())
+    assert any(not torch.equal(v, states[0][k]) for k, v in model.state_dict().items())
 
 
 def test_adversarial_loops_reject_bad_budgets(data):

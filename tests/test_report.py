@@ -1,4 +1,5 @@
-"""The report: headline rows, findings, the page's rendering, and the page in a real headless Chromium."""
+"""The report: headline tables per benchmark set, findings on the headline set, the data stage's benchmark sets,
+the page's rendering, and the page in a real headless Chromium."""
 
 import json
 from pathlib import Path
@@ -10,11 +11,12 @@ from matplotlib.figure import Figure
 from benchmark import config
 from benchmark.plots import save_figure
 from benchmark.report import findings, stage
+from benchmark.report.benchmarks import benchmarks_table, overlap_warnings, set_title
 from benchmark.report.browser import check_page, chromium_path
 from benchmark.report.environment import manifest_digest
-from benchmark.report.headline import COLUMNS, format_cell, he_cost, headline_rows, markdown_table
+from benchmark.report.headline import (COLUMNS, benchmark_sets, format_cell, he_cost, headline_rows, headline_tables,
+                                       markdown_table, markdown_tables)
 from benchmark.report.html import png_data_uri, render_page
-
 
 
 def verification(acc, std=0.02, tar=0.3):
@@ -27,11 +29,22 @@ def robustness(robust_acc, min_pert):
                          "median_min_perturbation": {"dodging": min_pert, "impersonation": 2 * min_pert}}}
 
 
+# Two benchmark sets in params.yaml order: the headline set (held-out identities) first, then an LFW-layout set
+# (no identification, no gallery). Different numbers per set so that a value taken from the wrong set shows.
 EVALUATION = {
-    "supervised": {"verification": verification(0.877), "robustness": robustness(0.05, 1 / 255)},
-    "adversarial": {"verification": verification(0.85), "robustness": robustness(0.40, 6 / 255)},
-    "federated_third_party": {"verification": verification(0.80)},
+    "supervised": {"heldout": {"verification": verification(0.877), "robustness": robustness(0.05, 1 / 255)},
+                   "lfw": {"verification": verification(0.70), "robustness": robustness(0.02, 1 / 255)}},
+    "adversarial": {"heldout": {"verification": verification(0.85), "robustness": robustness(0.40, 6 / 255)},
+                    "lfw": {"verification": verification(0.66), "robustness": robustness(0.30, 3 / 255)}},
+    "federated_third_party": {"heldout": {"verification": verification(0.80)}, "lfw": {"verification": verification(0.61)}},
 }
+SETS = ("heldout", "lfw")
+BENCHMARKS = {
+    "heldout": {"format": "split", "pairs": 6000, "identities": 99, "images": 1188, "unusable": 0, "overlap_identities": 0},
+    "lfw": {"format": "lfw_pairs", "pairs": 6000, "identities": 5749, "images": 13233, "unusable": 3, "overlap_identities": 12},
+}
+DATA = {"identities": 4, "images": 8, "benchmarks": BENCHMARKS,
+        "training": {"identities": 201, "images": 2412, "val_identities": 20, "val_pairs": 600}}
 STAGES = {"supervised": {"train_seconds": 20.0}, "adversarial": {"train_seconds": 60.0, "adversarial_fraction": 0.5, "switches": 7}}
 FEDERATED = {"third_party": {"train_seconds": [40.0, 50.0], "encrypt_seconds": [1.0, 3.0], "aggregate_seconds": [0.5, 0.5],
                              "decrypt_seconds": [1.0, 1.0], "bytes_sent": [2e8, 4e8], "bytes_plaintext": [1e7, 1e7],
@@ -39,7 +52,7 @@ FEDERATED = {"third_party": {"train_seconds": [40.0, 50.0], "encrypt_seconds": [
 
 
 def test_headline_rows_take_each_value_from_its_source():
-    rows = {r["variant"]: r for r in headline_rows(EVALUATION, STAGES, FEDERATED)}
+    rows = {r["variant"]: r for r in headline_rows(EVALUATION, STAGES, FEDERATED, "heldout")}
     assert list(rows) == list(EVALUATION)
     assert rows["adversarial"]["robust_accuracy"] == 0.40
     assert rows["adversarial"]["median_min_perturbation"] == pytest.approx(6.0)
@@ -49,48 +62,103 @@ def test_headline_rows_take_each_value_from_its_source():
     assert fed["he_seconds_per_round"] == pytest.approx(3.5) and fed["he_megabytes_per_round"] == pytest.approx(300.0)
 
 
+def test_headline_rows_read_the_asked_benchmark_set():
+    rows = {r["variant"]: r for r in headline_rows(EVALUATION, STAGES, FEDERATED, "lfw")}
+    assert rows["adversarial"]["accuracy"] == 0.66 and rows["adversarial"]["robust_accuracy"] == 0.30
+    assert rows["adversarial"]["median_min_perturbation"] == pytest.approx(3.0)
+    assert rows["adversarial"]["train_seconds"] == 60.0
+    assert all(r["accuracy"] is None for r in headline_rows(EVALUATION, STAGES, FEDERATED, "orl"))
+
+
+def test_headline_tables_give_each_set_its_table_headline_set_first():
+    evaluation = {**EVALUATION, "pgd_at": {"lfw": {"verification": verification(0.5)}}}
+    tables = headline_tables(evaluation, STAGES, FEDERATED, BENCHMARKS)
+    assert benchmark_sets(evaluation) == list(SETS)
+    assert [t["name"] for t in tables] == list(SETS)
+    assert tables[0]["title"] == "heldout: held-out identities of the training source (headline set)"
+    assert tables[1]["title"] == "lfw: LFW View 2 pairs.txt"
+    assert [r["accuracy"] for r in tables[1]["rows"]] == [0.70, 0.66, 0.61, 0.5]
+    assert tables[0]["rows"][-1]["variant"] == "pgd_at" and tables[0]["rows"][-1]["accuracy"] is None
+
+
+def test_set_title_falls_back_to_the_name_without_a_format():
+    assert headline_tables(EVALUATION, STAGES, FEDERATED, None)[1]["title"] == "lfw"
+    assert set_title("orl", "folder") == "orl: a folder per identity, generated pairs"
+
+
 def test_he_cost_is_none_for_a_mode_without_encryption():
     assert he_cost({"verification": verification(0.8)}) == (None, None)
 
 
 def test_missing_values_show_as_na_and_accuracy_with_its_std():
-    row = headline_rows({"x": {"verification": verification(0.8766, 0.0123)}}, {}, None)[0]
+    row = headline_rows({"x": {"heldout": {"verification": verification(0.8766, 0.0123)}}}, {}, None, "heldout")[0]
     assert format_cell(row, "accuracy") == "0.877 ± 0.012"
     assert format_cell(row, "robust_accuracy") == "n/a"
     assert format_cell({"median_min_perturbation": float("inf")}, "median_min_perturbation") == "> budget"
 
 
 def test_markdown_table_has_a_header_and_one_line_per_variant():
-    lines = markdown_table(headline_rows(EVALUATION, STAGES, FEDERATED)).strip().splitlines()
+    lines = markdown_table(headline_rows(EVALUATION, STAGES, FEDERATED, "heldout")).strip().splitlines()
     assert len(lines) == 2 + len(EVALUATION)
     assert all(line.count("|") == len(COLUMNS) + 1 for line in lines)
     assert lines[2].startswith("| supervised | 0.877 ± 0.020 |")
 
 
-def test_compare_states_the_difference_against_the_fold_std():
-    text = findings.compare(EVALUATION, "adversarial", "supervised")
+def test_markdown_tables_head_each_set_table_with_its_title():
+    text = markdown_tables(headline_tables(EVALUATION, STAGES, FEDERATED, BENCHMARKS))
+    headings = [line for line in text.splitlines() if line.startswith("###")]
+    assert headings == ["### heldout: held-out identities of the training source (headline set)",
+                        "### lfw: LFW View 2 pairs.txt"]
+    lfw = text[text.index("### lfw"):]
+    assert "| supervised | 0.700 ± 0.020 |" in lfw and "0.877" not in lfw
+
+
+def test_compare_states_the_difference_against_the_fold_std_on_the_named_set():
+    text = findings.compare(EVALUATION, "adversarial", "supervised", "heldout")
+    assert text.startswith("On heldout, adversarial reaches 0.850")
     assert "-2.7 points" in text and "beyond" in text
-    assert "no clean verification result for semisupervised" in findings.compare(EVALUATION, "semisupervised", "supervised")
+    assert "-4.0 points" in findings.compare(EVALUATION, "adversarial", "supervised", "lfw")
+    missing = findings.compare(EVALUATION, "semisupervised", "supervised", "heldout")
+    assert missing == "Not compared on heldout: no clean verification result for semisupervised."
 
 
 def test_hardened_findings_judge_the_targets_against_pgd_at():
-    evaluation = {**EVALUATION, "pgd_at": {"verification": verification(0.84), "robustness": robustness(0.41, 5 / 255)}}
+    evaluation = {**EVALUATION, "pgd_at": {"heldout": {"verification": verification(0.84), "robustness": robustness(0.41, 5 / 255)}}}
     stages = {**STAGES, "pgd_at": {"train_seconds": 100.0, "adversarial_fraction": 1.0, "switches": 0}}
-    verdict = findings.hardened(evaluation, stages)[-1]
-    assert "ratio 0.60" in verdict
+    lines = findings.hardened(evaluation, stages, "heldout")
+    verdict = lines[-1]
+    assert lines[0].startswith("adversarial on heldout: clean 0.850, robust accuracy under PGD-L∞ at 4/255 0.400")
+    assert "trades: not evaluated on heldout." in lines
+    assert "on heldout (training time ratio 0.60)" in verdict
     assert "within 2 points of PGD-AT or better: met" in verdict and "at least PGD-AT's: met" in verdict
 
 
 def test_robustness_findings_rank_variants_and_state_the_precision():
-    text = findings.robustness(EVALUATION, pairs=64)[0]
+    text = findings.robustness(EVALUATION, 64, "heldout")[0]
+    assert text.startswith("On heldout,")
     assert "from 0.050 (supervised) to 0.400 (adversarial)" in text and "±12 points" in text
+    assert findings.robustness(EVALUATION, 64, "orl") == ["No robustness result on orl."]
 
 
 def test_federated_findings_judge_the_encrypted_mode_against_plaintext():
     fed = {**FEDERATED, "plaintext": {"verification": verification(0.804)}, "centralized": {"verification": verification(0.90)}}
-    lines = findings.federated(EVALUATION, fed)
+    lines = findings.federated(fed)
     assert "-0.40 points from plaintext FedAvg (0.804; target within 0.5 points: met)" in lines[0]
     assert "-9.6 points; target: within 3 points: missed" in lines[1]
+
+
+def test_benchmarks_table_has_a_row_per_set_in_order():
+    table = benchmarks_table({**BENCHMARKS, "orl": {"format": "folder", "pairs": 600}})
+    assert table["columns"][0] == "benchmark set" and len(table["columns"]) == 7
+    assert table["rows"][0] == ["heldout", "split", "6000", "99", "1188", "0", "0"]
+    assert table["rows"][1] == ["lfw", "lfw_pairs", "6000", "5749", "13233", "3", "12"]
+    assert table["rows"][2] == ["orl", "folder", "600", "n/a", "n/a", "n/a", "n/a"]
+
+
+def test_overlap_warning_only_for_sets_that_share_identities_with_training():
+    assert overlap_warnings(BENCHMARKS) == [
+        "Warning: 12 identities of lfw also appear in the training source: accuracy on it is inflated."]
+    assert overlap_warnings({"heldout": BENCHMARKS["heldout"], "orl": {"format": "folder"}}) == []
 
 
 def test_manifest_digest_changes_with_the_data_hashes():
@@ -108,12 +176,13 @@ def test_png_data_uri_rejects_what_is_not_a_png(tmp_path):
 
 def test_page_escapes_text_from_the_metrics():
     env = {"git_revision": "abc", "seed": 0, "data_source": "<b>x</b>", "data_manifest_sha256": "0" * 64, "packages": {}}
-    page = render_page({"rows": [], "headline_note": "", "sections": [], "limits": [], "notebooks": [], "env": env, "generated": "now"})
+    page = render_page({"tables": [], "headline_note": "", "sections": [], "limits": [], "notebooks": [], "env": env, "generated": "now"})
     assert "&lt;b&gt;x&lt;/b&gt;" in page and "<b>x</b>" not in page
 
 
-def make_reports(root: Path) -> config.Params:
-    """A reports tree as the pipeline leaves it: metrics, a real PNG figure, an executed notebook."""
+def make_reports(root: Path, data: dict = DATA) -> config.Params:
+    """A reports tree as the pipeline leaves it: metrics (``data`` as data.json), a real PNG figure, an executed
+    notebook."""
     reports, artifacts = root / "reports", root / "artifacts"
     (reports / "metrics").mkdir(parents=True)
     (artifacts / "data").mkdir(parents=True)
@@ -121,6 +190,7 @@ def make_reports(root: Path) -> config.Params:
         {"source": {"kind": "synthetic"}, "counts": {"identities": 4, "images": 8}, "hashes": {"faces_sha256": "aa"}}))
     (reports / "metrics" / "evaluation.json").write_text(json.dumps(EVALUATION))
     (reports / "metrics" / "federated.json").write_text(json.dumps(FEDERATED))
+    (reports / "metrics" / "data.json").write_text(json.dumps(data))
     for name, metrics in STAGES.items():
         (reports / "metrics" / f"{name}.json").write_text(json.dumps(metrics))
     fig = Figure(figsize=(3, 2))
@@ -137,10 +207,30 @@ def test_report_stage_writes_page_summary_and_notebook_pages(tmp_path):
     params = make_reports(tmp_path)
     out = stage.run(params)
     page = Path(out["index"]).read_text()
-    assert page.count("<tr>") >= 1 + len(EVALUATION) and "data:image/png;base64," in page
+    assert page.count('<table class="headline">') == len(SETS) and "data:image/png;base64," in page
+    assert page.index('id="headline-heldout"') < page.index('id="headline-lfw"')
+    assert "<td>0.877 ± 0.020</td>" in page and "<td>0.700 ± 0.020</td>" in page
     assert 'href="html/02_train_supervised.html"' in page
     assert (tmp_path / "reports" / "html" / "02_train_supervised.html").is_file()
-    assert "| adversarial | 0.850 ± 0.020 |" in Path(out["summary"]).read_text()
+    summary = Path(out["summary"]).read_text()
+    assert "| adversarial | 0.850 ± 0.020 |" in summary and "| adversarial | 0.660 ± 0.020 |" in summary
+
+
+def test_report_page_shows_the_benchmark_sets_and_warns_about_overlap(tmp_path):
+    page = Path(stage.run(make_reports(tmp_path))["index"]).read_text()
+    assert "<td>lfw</td><td>lfw_pairs</td><td>6000</td><td>5749</td><td>13233</td><td>3</td><td>12</td>" in page
+    assert "12 identities of lfw also appear in the training source: accuracy on it is inflated." in page
+    assert "identities of heldout also appear" not in page
+    assert "Training source: 4 identities, 8 images, source: synthetic." in page
+    assert "201 identities (2412 images) train the models; 20 validation identities give 600 validation pairs" in page
+    assert "adversarial on heldout: clean 0.850" in page and "on lfw:" not in page
+
+
+def test_report_page_without_overlap_has_no_warning(tmp_path):
+    data = {**DATA, "benchmarks": {**BENCHMARKS, "lfw": {**BENCHMARKS["lfw"], "overlap_identities": 0}}}
+    page = Path(stage.run(make_reports(tmp_path, data))["index"]).read_text()
+    assert "also appear in the training source" not in page
+    assert "<td>lfw</td><td>lfw_pairs</td>" in page
 
 
 @pytest.mark.browser
@@ -150,7 +240,7 @@ def test_report_page_loads_in_headless_chromium(tmp_path):
     params = make_reports(tmp_path)
     shot = tmp_path / "report.png"
     seen = check_page(stage.run(params)["index"], shot)
-    assert seen["table_rows"] == len(EVALUATION)
+    assert seen["table_rows"] == len(EVALUATION) * len(SETS)
     assert seen["image_widths"] and all(w > 0 for w in seen["image_widths"]), seen["image_widths"]
     assert seen["console_errors"] == []
     assert shot.stat().st_size > 10_000

@@ -88,9 +88,13 @@ def test_transfer_matrix_has_every_source_and_target(setup):
 
 
 def test_asr_table_flattens_the_report():
-    report = {"v": {"fgsm": {"eps_1": {"dodging_asr": 0.1, "impersonation_asr": 0.2, "robust_accuracy": 0.9},
-                             "median_min_perturbation": {"dodging": 0.01, "impersonation": None}}}}
-    assert asr_table(report) == [{"variant": "v", "attack": "fgsm", "eps": 1, "dodging_asr": 0.1, "impersonation_asr": 0.2, "robust_accuracy": 0.9}]
+    eps_1 = {"dodging_asr": 0.1, "impersonation_asr": 0.2, "robust_accuracy": 0.9}
+    eps_4 = {"dodging_asr": 0.5, "impersonation_asr": 0.6, "robust_accuracy": 0.4}
+    median = {"dodging": 0.01, "impersonation": None}
+    report = {"v": {"heldout": {"fgsm": {"eps_1": eps_1, "median_min_perturbation": median}},
+                    "lfw": {"fgsm": {"eps_4": eps_4}}}}
+    assert asr_table(report) == [{"variant": "v", "benchmark": "heldout", "attack": "fgsm", "eps": 1, **eps_1},
+                                 {"variant": "v", "benchmark": "lfw", "attack": "fgsm", "eps": 4, **eps_4}]
 
 
 def test_evaluate_stage_depends_on_the_model_of_every_variant():

@@ -7,6 +7,7 @@ import pytest
 
 from benchmark import config
 from benchmark.data import stage
+from benchmark.data.dataset import BenchmarkSet
 from benchmark.errors import DataError
 
 
@@ -24,16 +25,35 @@ def tiny_params(tmp_path, **data):
 
 
 def test_synthetic_stage_writes_contract_and_is_deterministic(tmp_path):
+    # Execute
     first = stage.run(tiny_params(tmp_path / "1"))
     second = stage.run(tiny_params(tmp_path / "2"))
+
+    # Assert: data.json's contract: counts, the training block, one block per benchmark set, eigenfaces per set.
     metrics = json.loads((tmp_path / "1/r/metrics/data.json").read_text())
     for key in ("identities", "images", "unusable_inputs", "seconds"):
         assert key in metrics
-    assert set(metrics["eigenfaces"]) >= {"verification_accuracy", "auc", "eer"}
+    # 24 identities: 8 test (33%), 2 validation (10% of the other 16, at least 2), 14 training.
+    assert metrics["training"] == {"identities": 14, "images": len(first.protocol.train), "val_identities": 2,
+                                   "val_pairs": len(first.protocol.val_pairs)}
+    assert metrics["benchmarks"] == {"heldout": {"format": "split", "pairs": 80, "identities": 8, "images": 32,
+                                                 "unusable": 0, "overlap_identities": 0}}
+    assert set(metrics["eigenfaces"]) == {"heldout"}
+    assert set(metrics["eigenfaces"]["heldout"]) == {"accuracy_mean", "accuracy_std", "auc", "eer", "tar_at_far_1e-3"}
     assert first.manifest["hashes"] == second.manifest["hashes"]
     with np.load(tmp_path / "1/a/data/faces.npz") as faces, np.load(tmp_path / "1/a/data/protocol.npz") as proto:
         assert faces["images"].shape == (96, 32, 32, 3)
         assert len(proto["pairs"]) == len(proto["is_same"]) == len(proto["folds"]) == 80
+        test_images, test_pairs = faces["images"][proto["test"]], faces["images"][proto["pairs"]]
+    # The held-out set is the test identities' images, its pairs the protocol's pairs on them.
+    with np.load(tmp_path / "1/a/data/benchmarks/heldout.npz") as held, \
+            np.load(tmp_path / "2/a/data/benchmarks/heldout.npz") as again:
+        bench = BenchmarkSet.from_arrays(dict(held))
+        assert all(np.array_equal(held[k], again[k]) for k in held.files)
+    assert bench.name == "heldout" and bench.format == "split"
+    np.testing.assert_array_equal(bench.images, test_images)
+    np.testing.assert_array_equal(bench.images[bench.pairs], test_pairs)
+    assert bench.has_identification and not bench.detected.any()
     assert (tmp_path / "1/a/data/videos.npz").is_file()
     assert not list((tmp_path / "1").rglob("*.tmp"))
 
@@ -47,10 +67,17 @@ def test_missing_folder_is_a_clear_error_and_writes_nothing(tmp_path):
 
 @pytest.mark.real_data
 def test_orl_folder_runs_through_the_stage(tmp_path, real_data_dir):
-    result = stage.run(tiny_params(tmp_path, source="folder", path=str(real_data_dir / "orl"), image_size=64))
+    params = tiny_params(tmp_path, source="folder", path=str(real_data_dir / "orl"), image_size=64, detect="never")
+
+    result = stage.run(params)
+
     counts = result.manifest["counts"]
     assert counts["identities"] == 40 and counts["images"] == 400
     assert {u["path"] for u in result.manifest["unusable"]} == {"orl/README.orig", "orl/SOURCE.txt"}
     assert len(result.manifest["inputs"]) == 400 and all(len(i["sha256"]) == 64 for i in result.manifest["inputs"])
+    assert {i["face"] for i in result.manifest["inputs"]} == {"crop"}
+    assert result.manifest["preparation"]["taken_as_crop"] == 400
     assert result.videos is None
-    assert 0.5 < result.metrics["eigenfaces"]["verification_accuracy"] <= 1.0
+    heldout = result.metrics["benchmarks"]["heldout"]
+    assert heldout["identities"] == counts["test_identities"] == 13 and heldout["overlap_identities"] == 0
+    assert 0.5 < result.metrics["eigenfaces"]["heldout"]["accuracy_mean"] <= 1.0

@@ -9,6 +9,7 @@ import pytest
 
 from benchmark import cli, config
 from benchmark.data import stage as data_stage
+from benchmark.data.dataset import load_dataset
 from benchmark.identify import stage as identify_stage
 from benchmark.models.checkpoint import embed_images, load_model
 from benchmark.train import stage as train_stage
@@ -30,7 +31,7 @@ def tiny(tmp_path_factory):
         "supervised": SHORT,
         "semisupervised": SHORT,
         "timm_reference": {**SHORT, "backbone": "mobilenetv3_small_100", "head": "cosface"},
-        "adversarial": {**SHORT, "patience": 2, "attack_steps": 1, "threshold": 20.0},
+        "adversarial": {**SHORT, "patience": 2, "attack_steps": 1, "threshold": 23.0},
         "pgd_at": {**SHORT, "patience": 2, "attack_steps": 1},
         "trades": {**SHORT, "patience": 2, "attack_steps": 1},
         "identify": {"database": str(root / "a/identify/ids.sqlite"), "quality": {"assume_cropped": True}},
@@ -48,7 +49,7 @@ def test_training_stage_writes_metrics_contract_and_a_loadable_model(tiny, name)
     assert VERIFICATION_KEYS <= set(metrics["verification"])
     assert metrics["epochs"] == 2 and metrics["params"] > 0 and metrics["train_seconds"] > 0
     model = load_model(root / f"a/models/{name}.pt")
-    images = train_stage.load_dataset(params).images[:5]
+    images = load_dataset(params).images[:5]
     assert np.allclose(embed_images(model, images), embed_images(result.model, images), atol=1e-5)
     assert (root / f"r/plots/{name}_curves.json").is_file()
     if name in ("pgd_at", "trades"):
@@ -67,9 +68,10 @@ def test_hardened_stage_reports_fraction_and_switches_consistent_with_its_gate(t
     switches = json.loads((root / "r/plots/adversarial_switches.json").read_text())
     on = [r["on"] for r in rows]
     changes = [i + 1 for i in range(len(on)) if on[i] != (on[i - 1] if i else 0)]
-    assert [s["step"] + 1 for s in switches] == changes and metrics["switches"] == len(switches) > 0
+    # a switch decided on the last batch's loss takes effect after the run: it has no row
+    assert [s["step"] + 1 for s in switches if s["step"] < len(rows)] == changes and metrics["switches"] == len(switches) > 0
     assert metrics["adversarial_fraction"] == pytest.approx(sum(on) / len(on), abs=1e-4)
-    assert all((r["loss"] < 20.0) == bool(nxt["on"]) for r, nxt in zip(rows, rows[1:]))
+    assert all((r["loss"] < 23.0) == bool(nxt["on"]) for r, nxt in zip(rows, rows[1:]))
 
 
 def test_identification_stage_reports_frame_choices(tiny):
@@ -79,7 +81,7 @@ def test_identification_stage_reports_frame_choices(tiny):
     metrics = json.loads((root / "r/metrics/identification.json").read_text())
     for key in ("rank1_selected_frame", "rank1_random_frame", "rank1_worst_frame", "quality_spearman", "gallery_size"):
         assert key in metrics
-    protocol = train_stage.load_dataset(params)
+    protocol = load_dataset(params)
     assert metrics["gallery_size"] == len(np.unique(protocol.labels[protocol.protocol.gallery]))
     assert result.measured.shape == result.truth.shape == (metrics["videos"], 5)
 
@@ -93,7 +95,7 @@ def test_identification_without_videos_identifies_the_probe_stills(tiny, tmp_pat
     raw = {"paths": {"artifacts": str(stills), "reports": str(tmp_path / "r")}, "data": {"image_size": 32},
            "identify": {"database": str(stills / "identify/ids.sqlite")}}
     result = identify_stage.run(config.build(config.Params, raw))
-    protocol = train_stage.load_dataset(params).protocol
+    protocol = load_dataset(params).protocol
     assert result.frames is None and result.metrics["videos"] == 0
     assert result.top_scores.shape == result.known.shape == (len(protocol.probes),)
     assert result.metrics["probes"] == len(protocol.probes)
@@ -103,7 +105,7 @@ def test_identification_without_videos_identifies_the_probe_stills(tiny, tmp_pat
 
 def test_cli_enrolls_a_folder_and_identifies_a_video(tiny, tmp_path, capsys):
     root, params = tiny
-    data = train_stage.load_dataset(params)
+    data = load_dataset(params)
     folder = tmp_path / "people"
     for label in (0, 1, 2):
         (folder / f"person{label}").mkdir(parents=True)

@@ -1,17 +1,20 @@
 """The convergence rule, batches, and short runs of the training loops and the throughput benchmark."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from benchmark.data.synthetic import generate
 from benchmark.models.autoencoder import SemiSupervisedAE
 from benchmark.models.face_model import build_face_model
 from benchmark.models.registry import create_head
 from benchmark.train.bare import throughput_ratio
-from benchmark.train.common import BatchStream, TrainConfig, load_batch, make_schedule
+from benchmark.train.common import BatchStream, TrainConfig, ValPairs, load_batch, make_schedule, val_pair_accuracy
 from benchmark.train.convergence import all_converged, converged_at
-from benchmark.train.loop import train_semisupervised, train_supervised
+from benchmark.train.loop import fit, train_semisupervised, train_supervised
 
 SIZE = 16
 
@@ -32,13 +35,32 @@ def test_converged_at_on_scripted_curves(values, patience, min_delta, expected):
     assert converged_at(values, patience, min_delta) == expected
 
 
+@pytest.mark.parametrize(
+    "values, patience, min_delta, expected",
+    [
+        ([0.5, 0.6, 0.7, 0.8], 2, 0.01, None),  # still improving
+        ([0.5, 0.7, 0.7, 0.69], 2, 0.01, 4),  # two stale epochs after the best (epoch 2)
+        ([0.5, 0.7, 0.705, 0.709, 0.71], 3, 0.01, 5),  # gains of at most 0.01 do not count, nor move the best
+        ([0.5, 0.7, 0.7, 0.75, 0.75, 0.75], 2, 0.01, 6),  # an improvement resets the count
+        ([0.9, 0.8, 0.7], 1, 0.0, 2),  # patience 1: the first epoch without improvement
+        ([0.5, float("nan"), float("nan")], 2, 0.01, 3),  # NaN never improves
+        ([], 2, 0.01, None),
+    ],
+)
+def test_converged_at_in_max_mode_on_scripted_accuracy_curves(values, patience, min_delta, expected):
+    assert converged_at(values, patience, min_delta, mode="max") == expected
+
+
 def test_all_converged_judges_each_curve_separately_and_rejects_bad_settings():
-    curves = {"loss_a": [3, 2, 2, 2], "loss_b": [3, 2, 1, 0.5]}
-    assert all_converged(curves, 2, 0.01) == {"loss_a": 4, "loss_b": None}
+    curves = {"loss_a": [3, 2, 2, 2], "loss_b": [3, 2, 1, 0.5], "val_accuracy": [0.5, 0.6, 0.6, 0.6]}
+    assert all_converged(curves, 2, 0.01, maximize=("val_accuracy",)) == {"loss_a": 4, "loss_b": None, "val_accuracy": 4}
+    assert all_converged({"val_accuracy": [0.5, 0.6, 0.7]}, 2, 0.01) == {"val_accuracy": 3}  # judged as a loss
     with pytest.raises(ValueError, match="patience"):
         converged_at([1.0], 0, 0.01)
     with pytest.raises(ValueError, match="min_delta"):
         converged_at([1.0], 1, 1.5)
+    with pytest.raises(ValueError, match="mode 'up'"):
+        converged_at([1.0], 1, 0.01, mode="up")
 
 
 def test_batch_stream_gives_full_batches_covering_every_index_each_pass():
@@ -56,7 +78,7 @@ def test_load_batch_converts_and_flips_whole_images():
     images = np.random.default_rng(0).integers(0, 256, (6, 4, 4, 3), dtype=np.uint8)
     idx = np.array([5, 0, 3, 3])
     # Execute
-    x = load_batch(images, idx, np.random.default_rng(1), torch.device("cpu"))
+    x = load_batch(images, idx, torch.device("cpu"), "flip", np.random.default_rng(1))
     # Assert
     plain = torch.from_numpy(images[idx]).permute(0, 3, 1, 2).float() / 255
     flipped = [torch.equal(x[i], plain[i].flip(2)) for i in range(4)]
@@ -110,12 +132,13 @@ def test_a_short_supervised_run_lowers_the_loss_and_is_deterministic(data):
     ]
     # Assert
     curve = runs[0]["curves"]["loss_a"]
-    assert curve["train"][-1] < 0.5 * curve["train"][0] and curve["val"][-1] < 0.75 * curve["val"][0]
+    assert curve["train"][-1] < 0.75 * curve["train"][0] and curve["val"][-1] < 0.75 * curve["val"][0]
     assert runs[0]["curves"] == runs[1]["curves"]
     assert (
         runs[0]["epochs"] == 10 and runs[0]["converged_at"] == {"loss_a": None} and runs[0]["stopped"] == "max_epochs"
     )
     assert runs[0]["images_per_second"] > 0 and runs[0]["seconds"] >= runs[0]["train_seconds"]
+    assert runs[0]["best_epoch"] is None and runs[0]["kept_epoch"] == 10 and "val_accuracy" not in runs[0]["curves"]
 
 
 def test_supervised_run_stops_once_loss_a_has_converged(data):
@@ -217,3 +240,85 @@ def test_throughput_ratio_compares_loop_and_bare_images_per_second(data):
     assert r["loop_images_per_second"] > 0 and r["bare_images_per_second"] > 0
     assert r["ratio"] == pytest.approx(r["loop_images_per_second"] / r["bare_images_per_second"])
     assert r["steps"] == 3
+
+
+@pytest.fixture(scope="module")
+def val_pairs():
+    """Every pair of 12 images of 3 identities that are not in ``data`` (generator seed 1)."""
+    faces, _ = generate(1, 3, 4, SIZE, difficulty=0.3, progress=False)
+    pairs = np.array([(i, j) for i in range(12) for j in range(i + 1, 12)], np.int64)
+    is_same = (faces.labels[pairs[:, 0]] == faces.labels[pairs[:, 1]]).astype(np.int64)
+    return ValPairs(faces.images, pairs, is_same)
+
+
+def test_val_pair_accuracy_returns_accuracy_then_threshold_and_restores_the_mode(val_pairs):
+    # Prepare: genuine pairs are an image with itself (cosine 1), impostors two different images
+    model = _model()
+    pairs = np.array([(0, 0), (4, 4), (8, 8), (0, 4), (4, 8), (0, 8)], np.int64)
+    scripted = ValPairs(val_pairs.images, pairs, np.array([1, 1, 1, 0, 0, 0]))
+    # Execute
+    accuracy, threshold = val_pair_accuracy(model, scripted)
+    # Assert
+    assert accuracy == 1.0 and threshold <= 1.0
+    assert model.training
+
+
+@pytest.mark.parametrize("keep_best", [True, False])
+def test_fit_ends_with_the_weights_of_the_best_val_accuracy_epoch(keep_best):
+    # Prepare: every step changes both modules (BatchNorm's running statistics too); validate scripts
+    # val_accuracy to peak at epoch 2 and records each epoch's weights
+    torch.manual_seed(0)
+    modules = [nn.Linear(3, 2), nn.BatchNorm1d(2)]
+    x, target = torch.randn(8, 3), torch.randn(8, 2)
+    accuracies = iter([0.6, 0.9, 0.7, 0.8])
+    states = []
+
+    def step():
+        loss = (modules[1](modules[0](x)) - target).pow(2).mean()
+        return loss, {"loss": loss.item()}
+
+    def validate():
+        states.append([copy.deepcopy(m.state_dict()) for m in modules])
+        return {"val_accuracy": next(accuracies)}
+
+    cfg = TrainConfig(max_epochs=4, patience=50, lr=0.1, progress=False)
+    # Execute
+    history = fit(modules, step, validate, 3, 8, cfg, ("val_accuracy",), "test", keep_best=keep_best)
+    # Assert
+    kept = 2 if keep_best else 4
+    assert history["best_epoch"] == 2 and history["best_val_accuracy"] == 0.9 and history["epochs"] == 4
+    assert history["kept_epoch"] == kept and history["curves"]["val_accuracy"]["val"] == [0.6, 0.9, 0.7, 0.8]
+    assert not torch.equal(states[1][0]["weight"], states[3][0]["weight"])
+    for module, state in zip(modules, states[kept - 1]):
+        assert all(torch.equal(v, state[k]) for k, v in module.state_dict().items())
+
+
+def test_supervised_run_with_val_pairs_stops_on_val_accuracy_and_keeps_its_best_epoch(data, val_pairs):
+    # Prepare: after epoch 1 no accuracy gain can exceed min_delta = 0.9
+    images, labels, labelled, _, val = data
+    model = _model()
+    cfg = TrainConfig(max_epochs=30, batch_size=8, lr=1e-2, patience=2, min_delta=0.9, progress=False)
+    # Execute
+    history = train_supervised(
+        model, create_head("softmax", embedding_dim=16, num_classes=6), images, labels, labelled, val, cfg,
+        val_pairs=val_pairs,
+    )
+    # Assert
+    accuracy = history["curves"]["val_accuracy"]["val"]
+    assert history["converged_at"] == {"val_accuracy": 3} and history["epochs"] == 3
+    assert len(history["curves"]["loss_a"]["val"]) == 3 and all(0.5 <= a <= 1.0 for a in accuracy)
+    assert history["best_val_accuracy"] == max(accuracy) and history["kept_epoch"] == history["best_epoch"]
+    assert val_pair_accuracy(model, val_pairs)[0] == pytest.approx(max(accuracy))
+
+
+def test_semi_supervised_run_with_val_pairs_stops_on_val_accuracy_and_loss_b(data, val_pairs):
+    images, labels, labelled, unlabelled, val = data
+    model = SemiSupervisedAE(_model())
+    cfg = TrainConfig(max_epochs=5, batch_size=8, patience=1, min_delta=0.9, progress=False)
+    history = train_semisupervised(
+        model, create_head("softmax", embedding_dim=16, num_classes=6), images, labels, labelled, unlabelled, val,
+        cfg, val_pairs=val_pairs,
+    )
+    assert history["converged_at"] == {"val_accuracy": 2, "loss_b": 2} and history["epochs"] == 2
+    assert len(history["curves"]["loss_a"]["val"]) == 2 and len(history["curves"]["val_accuracy"]["val"]) == 2
+    assert val_pair_accuracy(model.face, val_pairs)[0] == pytest.approx(history["best_val_accuracy"])

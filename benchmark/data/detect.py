@@ -11,13 +11,12 @@ runs on the CPU and is deterministic: the same image gives the same detections.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-from benchmark.data.images import resize_face
+from benchmark.data.align import Geometry, cut
 from benchmark.errors import DataError
 
 
@@ -46,10 +45,9 @@ class Detection:
 
 
 class FaceDetector:
-    """MTCNN wrapper: detect faces, pick the main one, cut an eye-levelled square crop.
+    """MTCNN wrapper: detect faces, pick the main one, cut its crop (:mod:`benchmark.data.align`).
 
     min_confidence: faces below this probability are not returned by ``detect`` (default 0.9).
-    margin:         the crop's side is the box's longer side times (1 + margin) (default 0.2).
     max_side:       images whose longer side exceeds this many pixels are shrunk (area averaging)
                     to it before detection and the boxes/landmarks are scaled back, so a 2204 px
                     photo costs about as much as a 640 px one; faces smaller than about
@@ -60,21 +58,24 @@ class FaceDetector:
                     2-core machine with the other core busy, 2 threads ran 10x slower than 1).
     """
 
-    def __init__(self, min_confidence: float = 0.9, margin: float = 0.2, max_side: int = 640,
+    def __init__(self, min_confidence: float = 0.9, max_side: int = 640,
                  min_face_size: int = 20, num_threads: int = 1) -> None:
         if not 0.0 <= min_confidence <= 1.0:
             raise ValueError(f"min_confidence must be in [0, 1], got {min_confidence}")
-        if margin < 0:
-            raise ValueError(f"margin must be >= 0, got {margin}")
         if max_side < 48 or min_face_size < 12 or num_threads < 1:
             raise ValueError(f"max_side must be >= 48, min_face_size >= 12 and num_threads >= 1, "
                              f"got {max_side}, {min_face_size}, {num_threads}")
         self.min_confidence = float(min_confidence)
-        self.margin = float(margin)
         self.max_side = int(max_side)
         self.min_face_size = int(min_face_size)
         self.num_threads = int(num_threads)
         self._net = None
+
+    @property
+    def settings(self) -> str:
+        """What decides the detections of an image besides its bytes (a detection cache's key part);
+        ``min_confidence`` is not in it: the candidates are kept and the floor applied afterwards."""
+        return f"mtcnn facenet-pytorch 2.6.0 max_side={self.max_side} min_face_size={self.min_face_size}"
 
     def _mtcnn(self):
         """Build MTCNN on first use. Its last stage keeps candidates down to 0.5 (or
@@ -123,40 +124,40 @@ class FaceDetector:
         return sorted(found, key=lambda d: -d.confidence)
 
     def main_face(self, img: np.ndarray) -> Detection:
-        """The face with the largest area x confidence among those >= ``min_confidence``.
+        """The face a data set labels, among those >= ``min_confidence`` (see :func:`pick_main`).
 
         Raises NoFaceError("no face found (best confidence 0.42 < 0.90)") when there is none.
         """
-        candidates = self.detect(img, min_confidence=0.0)
-        accepted = [d for d in candidates if d.confidence >= self.min_confidence]
-        if accepted:
-            return max(accepted, key=lambda d: d.area * d.confidence)
-        threshold = f"{self.min_confidence:.2f}"
-        if not candidates:
-            raise NoFaceError(f"no face found (no candidate at confidence >= {min(0.5, self.min_confidence):.2f})")
-        raise NoFaceError(f"no face found (best confidence {candidates[0].confidence:.2f} < {threshold})")
+        return pick_main(self.detect(img, min_confidence=0.0), img.shape[:2], self.min_confidence)
 
-    def crop(self, img: np.ndarray, detection: Detection, size: int) -> np.ndarray:
-        """Aligned square crop of one face.
+    def crop(self, img: np.ndarray, detection: Detection, size: int | Geometry) -> np.ndarray:
+        """The crop of one face: ``size`` pixels on the ArcFace template, or any :class:`Geometry`.
 
-        Alignment: the image is rotated about the box centre by the angle of the line from the left
-        to the right eye landmark, so the eyes end up level (in-plane roll removed; no scaling to
-        fixed landmark positions). The crop is the square of side ``max(box w, box h) * (1 + margin)``
-        centred on the box centre, in the rotated frame. Parts outside the image are zero (black).
-        The crop is cut at full resolution and then area-resized to ``size``.
-
-        img: uint8, shape (H, W, 3). size: output side in pixels.
-        Returns: uint8, shape (size, size, 3).
+        img: uint8, shape (H, W, 3). Returns uint8 (size, size, 3) (see :func:`benchmark.data.align.cut`).
         """
-        x1, y1, x2, y2 = detection.box
-        centre = ((x1 + x2) / 2.0, (y1 + y2) / 2.0)
-        side = max(x2 - x1, y2 - y1) * (1.0 + self.margin)
-        eyes = detection.landmarks[:2]
-        left, right = (eyes[0], eyes[1]) if eyes[0][0] <= eyes[1][0] else (eyes[1], eyes[0])
-        angle = math.degrees(math.atan2(right[1] - left[1], right[0] - left[0]))
-        out = max(int(size), int(round(side)))
-        matrix = cv2.getRotationMatrix2D(centre, angle, out / side)
-        matrix[:, 2] += (out / 2.0 - centre[0], out / 2.0 - centre[1])
-        patch = cv2.warpAffine(np.ascontiguousarray(img), matrix, (out, out), flags=cv2.INTER_LINEAR,
-                               borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
-        return resize_face(patch, size)
+        geometry = size if isinstance(size, Geometry) else Geometry(int(size))
+        return cut(img, np.asarray(detection.box), detection.landmarks, geometry)
+
+
+def pick_main(candidates: list[Detection], shape: tuple[int, int], min_confidence: float) -> Detection:
+    """FaceNet's main-face rule (``align_dataset_mtcnn``): among the detections at or above ``min_confidence``,
+    the largest box area minus twice the squared distance of its centre from the image centre. The most
+    confident face is often a background face in a multi-face photo (about 5 points of LFW lost that way).
+
+    candidates: every detection (any confidence); shape: (H, W) of the image they were found in.
+    Raises NoFaceError naming the best confidence seen when none is accepted.
+    """
+    accepted = [d for d in candidates if d.confidence >= min_confidence]
+    if accepted:
+        h, w = shape
+
+        def rank(d: Detection) -> float:
+            x1, y1, x2, y2 = d.box
+            offset = ((x1 + x2) / 2 - w / 2) ** 2 + ((y1 + y2) / 2 - h / 2) ** 2
+            return d.area - 2.0 * offset
+
+        return max(accepted, key=rank)
+    if not candidates:
+        raise NoFaceError(f"no face found (no candidate at confidence >= {min(0.5, min_confidence):.2f})")
+    best = max(d.confidence for d in candidates)
+    raise NoFaceError(f"no face found (best confidence {best:.2f} < {min_confidence:.2f})")

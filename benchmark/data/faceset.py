@@ -24,6 +24,9 @@ class FaceSet:
     identities: identity names, one per label value.
     sources:    one string per image: the file path it came from, or ``synthetic:<identity>:<k>``.
     unusable:   inputs that were skipped, with the reason.
+    boxes, landmarks, confidence: the kept MTCNN detection of each image in its file's pixels, float32
+                (N, 4) (x1, y1, x2, y2), (N, 5, 2) and (N,); NaN where the image was taken as a crop;
+                None for generated faces.
     """
 
     images: np.ndarray
@@ -31,6 +34,16 @@ class FaceSet:
     identities: list[str]
     sources: list[str]
     unusable: list[Unusable] = field(default_factory=list)
+    boxes: np.ndarray | None = None
+    landmarks: np.ndarray | None = None
+    confidence: np.ndarray | None = None
+
+    @property
+    def detected(self) -> np.ndarray:
+        """bool (N,): True where the crop was cut from a detection (aligned), False where taken as a crop."""
+        if self.confidence is None:
+            return np.zeros(len(self.images), dtype=bool)
+        return np.isfinite(self.confidence)
 
     def __post_init__(self) -> None:
         if self.images.dtype != np.uint8 or self.images.ndim != 4 or self.images.shape[-1] != 3:

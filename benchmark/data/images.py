@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from pathlib import Path
 
 import cv2
@@ -64,10 +65,16 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
             rgb = _to_rgb(img)
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
         # UnidentifiedImageError (not an image at all) is an OSError.
-        raise ImageReadError(path, f"corrupt or truncated image: {exc}") from exc
+        raise ImageReadError(path, f"corrupt or truncated image: {_stable(exc)}") from exc
     if rgb.shape[0] == 0 or rgb.shape[1] == 0:
         raise ImageReadError(path, "corrupt or truncated image: zero width or height")
     return rgb
+
+
+def _stable(exc: Exception) -> str:
+    """PIL's message without object addresses (``<_io.BytesIO object at 0x7f...>``), so a manifest that lists
+    the reason is the same on every run."""
+    return re.sub(r"\s*<[^<>]* at 0x[0-9a-fA-F]+>", "", str(exc)).strip() or type(exc).__name__
 
 
 def _to_rgb(img: Image.Image) -> np.ndarray:

@@ -3,6 +3,9 @@
 From a :class:`~benchmark.data.faceset.FaceSet` it makes:
 
 * an identity-disjoint train/test split (``test_fraction`` of the identities are test identities);
+* validation identities (``val_identity_fraction`` of the remaining ones), identity-disjoint from both, and
+  up to ``val_pairs`` genuine and as many impostor verification pairs on them: every model's operating
+  threshold and every training stage's early stopping are chosen on these, never on the test pairs;
 * a validation slice of training images (``val_fraction``; image-level, same identities, for the
   convergence rules of the training stages; every identity keeps at least one training image);
 * a labelled/unlabelled split of the remaining training images (``label_fraction``, uniform at random);
@@ -38,6 +41,8 @@ class Protocol:
     train: np.ndarray
     val: np.ndarray
     test: np.ndarray
+    val_pairs: np.ndarray  # (V, 2) image indices, validation identities only
+    val_is_same: np.ndarray  # (V,) 1 genuine, 0 impostor
     labelled: np.ndarray
     unlabelled: np.ndarray
     institution: np.ndarray  # (N,) institution of each training image, -1 elsewhere
@@ -65,19 +70,13 @@ def image_hashes(images: np.ndarray) -> list[str]:
     return [hashlib.sha256(np.ascontiguousarray(im).tobytes()).hexdigest() for im in images]
 
 
-def build(faces: FaceSet, cfg: ProtocolConfig, seed: int, given_pairs: tuple | None = None) -> Protocol:
-    """Build the protocol. ``given_pairs`` = (pairs, is_same, folds) from an LFW pairs.txt, if any:
-    then the test identities are those that appear in the pairs and the pairs are used as given."""
+def build(faces: FaceSet, cfg: ProtocolConfig, seed: int) -> Protocol:
+    """Build the protocol of a training source (module docstring)."""
     rng = np.random.default_rng([seed, 0x9E37])
     labels = faces.labels
     ids = np.unique(labels)
-    if given_pairs is None:
-        test_ids, train_ids = _split_identities(ids, cfg.test_fraction, rng)
-    else:
-        test_ids = np.unique(labels[np.asarray(given_pairs[0]).ravel()])
-        train_ids = np.setdiff1d(ids, test_ids)
-        if len(train_ids) == 0:
-            raise DataError("every identity appears in the pairs file: no identity is left for training")
+    test_ids, rest = _split_identities(ids, cfg.test_fraction, rng)
+    val_ids, train_ids = _split_identities(rest, cfg.val_identity_fraction, rng, what="validation")
     by_id = {i: rng.permutation(np.flatnonzero(labels == i)) for i in ids}
     train_all = np.sort(np.concatenate([by_id[i] for i in train_ids]))
     test = np.sort(np.concatenate([by_id[i] for i in test_ids]))
@@ -90,18 +89,34 @@ def build(faces: FaceSet, cfg: ProtocolConfig, seed: int, given_pairs: tuple | N
     unlabelled = np.setdiff1d(train, labelled)
     institution = _partition(labels, train, train_ids, cfg, rng)
 
-    if given_pairs is None:
-        pairs, is_same, folds, disjoint = _pairs(faces, test_ids, by_id, cfg, rng)
-    else:
-        pairs, is_same, folds = (np.asarray(a, np.int64) for a in given_pairs)
-        disjoint = True
+    hashes = image_hashes(faces.images)
+    pairs, is_same, folds, disjoint = _pairs(hashes, labels, test_ids, by_id, cfg.folds, cfg.pairs_per_fold, rng)
+    val_pairs, val_is_same, _, _ = _pairs(hashes, labels, val_ids, by_id, 1, cfg.val_pairs, rng, "validation")
     gallery, probes = _gallery(test_ids, by_id, cfg, rng)
-    return Protocol(train, val, test, labelled, unlabelled, institution, pairs, is_same, folds, gallery, probes, disjoint)
+    return Protocol(train, val, test, val_pairs, val_is_same, labelled, unlabelled, institution, pairs, is_same,
+                    folds, gallery, probes, disjoint)
 
 
-def _split_identities(ids: np.ndarray, fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def benchmark_pairs(faces: FaceSet, cfg: ProtocolConfig, seed: int) -> tuple[np.ndarray, ...]:
+    """Verification pairs and an identification split over every identity of a benchmark set (a folder per
+    identity): ``(pairs, is_same, folds, gallery, probes)``, made like the training source's test split
+    (``folds`` x up to ``pairs_per_fold`` genuine and as many impostor pairs, identity-disjoint folds when
+    there are at least ``folds`` identities)."""
+    rng = np.random.default_rng([seed, 0xB37C])
+    ids = np.unique(faces.labels)
+    by_id = {i: rng.permutation(np.flatnonzero(faces.labels == i)) for i in ids}
+    pairs, is_same, folds, _ = _pairs(image_hashes(faces.images), faces.labels, ids, by_id, cfg.folds,
+                                      cfg.pairs_per_fold, rng)
+    gallery, probes = _gallery(ids, by_id, cfg, rng)
+    return pairs, is_same, folds, gallery, probes
+
+
+def _split_identities(ids: np.ndarray, fraction: float, rng: np.random.Generator,
+                      what: str = "test") -> tuple[np.ndarray, np.ndarray]:
+    """(``fraction`` of ``ids``, at least 2, the rest, at least 1), sorted."""
     if len(ids) < 3:
-        raise DataError(f"need at least 3 identities for identity-disjoint train/test splits, found {len(ids)}")
+        raise DataError(f"need at least 3 identities to hold out {what} identities (identity-disjoint), "
+                        f"found {len(ids)}")
     order = rng.permutation(ids)
     n_test = min(max(2, round(fraction * len(ids))), len(ids) - 1)
     return np.sort(order[:n_test]), np.sort(order[n_test:])
@@ -126,11 +141,11 @@ def _partition(labels: np.ndarray, train: np.ndarray, train_ids: np.ndarray, cfg
     return institution
 
 
-def _pairs(faces: FaceSet, test_ids, by_id, cfg: ProtocolConfig, rng):
-    hashes = image_hashes(faces.images)
-    disjoint = len(test_ids) >= cfg.folds
-    groups = np.array_split(rng.permutation(test_ids), cfg.folds) if disjoint else [test_ids]
-    per_group = cfg.pairs_per_fold if disjoint else cfg.pairs_per_fold * cfg.folds
+def _pairs(hashes: list[str], labels: np.ndarray, test_ids, by_id, n_folds: int, per_fold: int, rng,
+           what: str = "verification"):
+    disjoint = len(test_ids) >= n_folds
+    groups = np.array_split(rng.permutation(test_ids), n_folds) if disjoint else [test_ids]
+    per_group = per_fold if disjoint else per_fold * n_folds
     pairs, same, folds = [], [], []
     for f, group in enumerate(groups):
         genuine = [
@@ -138,18 +153,18 @@ def _pairs(faces: FaceSet, test_ids, by_id, cfg: ProtocolConfig, rng):
         ]
         if not genuine:
             raise DataError(
-                f"verification fold {f} has no genuine pair: its test identities ({len(group)}) have fewer than "
+                f"{what} fold {f} has no genuine pair: its identities ({len(group)}) have fewer than "
                 "2 distinct images each; use a dataset with at least 2 images for some identities"
             )
         pick = rng.choice(len(genuine), size=min(per_group, len(genuine)), replace=False)
         gen = np.sort(np.asarray(genuine)[pick], axis=1)
-        imp = _impostors(np.concatenate([by_id[i] for i in group]), faces.labels, len(gen), rng, f)
+        imp = _impostors(np.concatenate([by_id[i] for i in group]), labels, len(gen), rng, f)
         pairs += [gen, imp]
         same += [np.ones(len(gen), np.int64), np.zeros(len(imp), np.int64)]
         folds += [np.full(len(gen) + len(imp), f, np.int64)]
     pairs, same, folds = np.concatenate(pairs), np.concatenate(same), np.concatenate(folds)
     if not disjoint:
-        folds = rng.permutation(np.arange(len(pairs)) % cfg.folds)
+        folds = rng.permutation(np.arange(len(pairs)) % n_folds)
     return pairs, same, folds, disjoint
 
 

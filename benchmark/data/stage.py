@@ -1,12 +1,20 @@
-"""The ``data`` stage: load or generate faces, build the protocol, run the eigenfaces baseline, write it all.
+"""The ``data`` stage: load or generate the training source, build its protocol, load every benchmark set,
+run the eigenfaces baseline on each, write it all.
 
 Outputs (paths from params.yaml ``paths``), each written atomically:
 
-* ``<artifacts>/data/faces.npz``: images uint8 (N, H, W, 3), labels, identities, sources;
+* ``<artifacts>/data/faces.npz``: the training source: images uint8 (N, H, W, 3), labels, identities,
+  sources, and the kept detections (boxes, landmarks, confidence; NaN where taken as a crop);
 * ``<artifacts>/data/protocol.npz``: the :class:`~benchmark.data.protocol.Protocol` arrays;
+* ``<artifacts>/data/benchmarks/<name>.npz``: each benchmark set (:class:`~benchmark.data.dataset.BenchmarkSet`);
 * ``<artifacts>/data/videos.npz``: synthetic test-identity videos with per-frame quality (synthetic only);
-* ``<artifacts>/data/manifest.json``: counts, seed, source, content hashes, every unusable input;
+* ``<artifacts>/data/manifest.json``: counts, seed, source, content hashes, per input file whether it was
+  detected and aligned or taken as a crop, every unusable input, and each benchmark set's overlap with training;
 * ``<reports>/metrics/data.json``: the stage's metrics (the contract later stages and reviewers read).
+
+Real faces are detected once: ``<artifacts>/cache/detections.sqlite`` keeps MTCNN's candidates per file
+content (:class:`~benchmark.data.detection_cache.DetectionCache`), so a sweep of ``data.image_size`` or
+``data.alignment`` does not detect again.
 """
 
 from __future__ import annotations
@@ -15,94 +23,105 @@ import hashlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from benchmark import io
 from benchmark.config import DataConfig, Params, as_dict
+from benchmark.data import benchmarks as benchmarks_mod
 from benchmark.data import protocol as protocol_mod
 from benchmark.data import synthetic, synthetic_video
-from benchmark.data.faceset import FaceSet
-from benchmark.data.folder import load_folder, load_lfw
+from benchmark.data.align import Geometry
+from benchmark.data.dataset import BenchmarkSet, data_folder
+from benchmark.data.detection_cache import DetectionCache
+from benchmark.data.faceset import FaceSet, Unusable
+from benchmark.data.folder import FacePreparer, load_folder
 from benchmark.data.synthetic_video import VideoSet
 from benchmark.evaluation.verification import cosine_scores, verification_report
 from benchmark.models.eigenfaces import Eigenfaces
 
 
-@dataclass
-class Loaded:
-    """What a source gives: the faces, LFW pairs if it has them, and identity vectors if synthetic."""
-
-    faces: FaceSet
-    given_pairs: tuple | None = None
-    identity_params: np.ndarray | None = None
+def geometry(cfg: DataConfig) -> Geometry:
+    """The crop every trainable model gets: ``image_size`` pixels, ``alignment`` policy."""
+    return Geometry(cfg.image_size, cfg.alignment, cfg.box_margin if cfg.alignment == "box" else 0)
 
 
-def _synthetic(cfg: DataConfig, seed: int) -> Loaded:
-    s = cfg.synthetic
-    faces, _ = synthetic.generate(seed, s.identities, s.images_per_identity, cfg.image_size, s.difficulty)
-    return Loaded(faces, identity_params=synthetic.identities(seed, s.identities))
-
-
-def _folder(cfg: DataConfig, seed: int) -> Loaded:
-    return Loaded(load_folder(cfg.path, cfg.image_size, detect=cfg.detect, min_confidence=cfg.min_face_confidence))
-
-
-def _lfw(cfg: DataConfig, seed: int) -> Loaded:
-    faces, pairs, is_same, folds = load_lfw(
-        cfg.path, Path(cfg.path) / cfg.pairs_file, cfg.image_size, detect=cfg.detect, min_confidence=cfg.min_face_confidence
-    )
-    return Loaded(faces, given_pairs=(pairs, is_same, folds))
-
-
-SOURCES: dict[str, Callable[[DataConfig, int], Loaded]] = {"synthetic": _synthetic, "folder": _folder, "lfw": _lfw}
+def preparer(params: Params) -> FacePreparer:
+    """Detection and cropping settings of the data stage, with the detection cache under ``<artifacts>/cache``."""
+    cache = DetectionCache(Path(params.paths.artifacts) / "cache" / "detections.sqlite")
+    return FacePreparer(geometry(params.data), params.data.detect, min_confidence=params.data.min_face_confidence,
+                        cache=cache)
 
 
 @dataclass
 class DataResult:
-    """Everything the notebook shows: the faces, protocol, videos, eigenfaces scores and the metrics."""
+    """Everything the notebook shows: the faces, protocol, benchmark sets, videos, eigenfaces scores and the
+    metrics. ``eigen_scores`` holds the eigenfaces pair scores of each benchmark set."""
 
     faces: FaceSet
     protocol: protocol_mod.Protocol
+    benchmarks: dict[str, BenchmarkSet]
     videos: VideoSet | None
     identity_params: np.ndarray | None
-    eigen_scores: np.ndarray
+    eigen_scores: dict[str, np.ndarray]
     metrics: dict
     manifest: dict
+
+
+EIGEN_KEYS = ("accuracy_mean", "accuracy_std", "auc", "eer", "tar_at_far_1e-3")
 
 
 def run(params: Params) -> DataResult:
     """Run the data stage with validated ``params``; returns what it wrote."""
     start = time.perf_counter()
     cfg, seed = params.data, params.seed
-    loaded = SOURCES[cfg.source](cfg, seed)
-    faces = loaded.faces
-    proto = protocol_mod.build(faces, cfg.protocol, seed, loaded.given_pairs)
+    for k, b in enumerate(cfg.benchmarks):  # before minutes of detection, not after
+        benchmarks_mod.check_path(b, f"data.benchmarks[{k}]")
+    identity_params, prep = None, None
+    if cfg.source == "synthetic":
+        faces, _ = synthetic.generate(seed, cfg.synthetic.identities, cfg.synthetic.images_per_identity,
+                                      cfg.image_size, cfg.synthetic.difficulty)
+        identity_params = synthetic.identities(seed, cfg.synthetic.identities)
+    else:
+        prep = preparer(params)
+        faces = load_folder(cfg.path, prep.geometry, detect=prep.mode, detector=prep.detector, cache=prep.cache)
+    proto = protocol_mod.build(faces, cfg.protocol, seed)
+    sets, unusable = {}, {}
+    for k, b in enumerate(cfg.benchmarks):
+        if b.format != "split" and prep is None:
+            prep = preparer(params)
+        sets[b.name], unusable[b.name] = benchmarks_mod.build(b, f"data.benchmarks[{k}]", faces, proto, prep,
+                                                              cfg.protocol, seed)
     videos = None
-    if loaded.identity_params is not None:
+    if identity_params is not None:
         test_ids = np.unique(faces.labels[proto.test])
         videos = synthetic_video.generate(
-            seed, loaded.identity_params, test_ids, cfg.synthetic.video_frames, cfg.image_size, cfg.synthetic.difficulty
+            seed, identity_params, test_ids, cfg.synthetic.video_frames, cfg.image_size, cfg.synthetic.difficulty
         )
 
     eig = Eigenfaces(cfg.eigenfaces.components, seed).fit(faces.images[proto.train])
-    scores = cosine_scores(eig.embed(faces.images), proto.pairs)
-    eigen = verification_report(scores, proto.is_same, proto.folds)
+    scores = {name: cosine_scores(eig.embed(s.images), s.pairs) for name, s in sets.items()}
+    eigen = {name: verification_report(scores[name], s.is_same, s.folds) for name, s in sets.items()}
 
-    out = Path(params.paths.artifacts) / "data"
+    out = data_folder(params)
+    overlaps = {name: benchmarks_mod.overlap(faces, s) for name, s in sets.items()}
     manifest = build_manifest(faces, proto, videos, params)
+    manifest["benchmarks"] = {name: _bench_manifest(s, unusable[name], overlaps[name]) for name, s in sets.items()}
     io.write_npz(
         out / "faces.npz",
         images=faces.images,
         labels=faces.labels,
         identities=np.asarray(faces.identities),
         sources=np.asarray(faces.sources),
+        **_detections(faces),
     )
     io.write_npz(out / "protocol.npz", **proto.arrays())
+    for name, s in sets.items():
+        io.write_npz(out / "benchmarks" / f"{name}.npz", **s.arrays())
     if videos is not None:
         io.write_npz(out / "videos.npz", **videos.arrays())
     io.write_json(out / "manifest.json", manifest)
+    labels = faces.labels
     metrics = {
         "identities": len(faces.identities),
         "images": int(len(faces.images)),
@@ -112,16 +131,49 @@ def run(params: Params) -> DataResult:
         "pairs": int(len(proto.pairs)),
         "videos": 0 if videos is None else int(len(videos.labels)),
         "seconds": round(time.perf_counter() - start, 2),
-        "eigenfaces": {
-            "verification_accuracy": eigen["accuracy_mean"],
-            "accuracy_std": eigen["accuracy_std"],
-            "auc": eigen["auc"],
-            "eer": eigen["eer"],
-            "tar_at_far_1e-3": eigen["tar_at_far_1e-3"],
+        "training": {
+            "identities": int(len(np.unique(labels[proto.train]))),
+            "images": int(len(proto.train)),
+            "val_identities": int(len(np.unique(labels[proto.val_pairs.ravel()]))),
+            "val_pairs": int(len(proto.val_pairs)),
         },
+        "benchmarks": {
+            name: {
+                "format": s.format,
+                "pairs": int(len(s.pairs)),
+                "identities": int(len(np.unique(s.labels))),
+                "images": int(len(s.images)),
+                "unusable": len(unusable[name]),
+                "overlap_identities": len(overlaps[name]),
+            }
+            for name, s in sets.items()
+        },
+        "eigenfaces": {name: {k: report[k] for k in EIGEN_KEYS} for name, report in eigen.items()},
     }
     io.write_json(Path(params.paths.reports) / "metrics" / "data.json", metrics)
-    return DataResult(faces, proto, videos, loaded.identity_params, scores, metrics, manifest)
+    return DataResult(faces, proto, sets, videos, identity_params, scores, metrics, manifest)
+
+
+def _detections(faces: FaceSet) -> dict[str, np.ndarray]:
+    if faces.confidence is None:
+        return {}
+    return {"boxes": faces.boxes, "landmarks": faces.landmarks, "confidence": faces.confidence}
+
+
+def _bench_manifest(s: BenchmarkSet, unusable: list[Unusable], overlap: list[str]) -> dict:
+    """A benchmark set's manifest entry: counts, how its faces were cut, its overlap with training."""
+    detected = int(s.detected.sum())
+    return {
+        "format": s.format,
+        "images": int(len(s.images)),
+        "detected_and_aligned": detected,
+        "taken_as_crop": int(len(s.images) - detected),
+        "mixed_preparation": bool(0 < detected < len(s.images)),
+        "pairs": int(len(s.pairs)),
+        "genuine_pairs": int(s.is_same.sum()),
+        "overlap_identities": overlap,
+        "unusable": [{"path": u.path, "reason": u.reason} for u in unusable],
+    }
 
 
 def build_manifest(faces: FaceSet, proto: protocol_mod.Protocol, videos: VideoSet | None, params: Params) -> dict:
@@ -142,6 +194,8 @@ def build_manifest(faces: FaceSet, proto: protocol_mod.Protocol, videos: VideoSe
             "images": int(len(faces.images)),
             "single_image_identities": int((per_identity == 1).sum()),
             "train_identities": int(len(np.unique(labels[proto.train]))),
+            "val_identities": int(len(np.unique(labels[proto.val_pairs.ravel()]))),
+            "val_pairs": int(len(proto.val_pairs)),
             "test_identities": int(len(np.unique(labels[proto.test]))),
             "train_images": int(len(proto.train)),
             "val_images": int(len(proto.val)),
@@ -159,6 +213,12 @@ def build_manifest(faces: FaceSet, proto: protocol_mod.Protocol, videos: VideoSe
             "videos": 0 if videos is None else int(len(videos.labels)),
         },
         "folds_identity_disjoint": proto.folds_identity_disjoint,
+        "preparation": {
+            "geometry": geometry(params.data).describe(),
+            "detected_and_aligned": int(faces.detected.sum()),
+            "taken_as_crop": int(len(faces.images) - faces.detected.sum()),
+            "mixed": bool(0 < faces.detected.sum() < len(faces.images)),
+        },
         "hashes": {
             "faces_sha256": digest.hexdigest(),
             "protocol_sha256": proto_digest.hexdigest(),
@@ -174,4 +234,5 @@ def _input_hashes(faces: FaceSet, params: Params) -> list[dict] | None:
     if params.data.source == "synthetic":
         return None
     base = Path(params.data.path).parent
-    return [{"path": s, "sha256": hashlib.sha256((base / s).read_bytes()).hexdigest()} for s in faces.sources]
+    return [{"path": s, "sha256": hashlib.sha256((base / s).read_bytes()).hexdigest(),
+             "face": "detected" if found else "crop"} for s, found in zip(faces.sources, faces.detected)]

@@ -1,17 +1,20 @@
-"""The ``evaluate`` stage: every trained variant under one protocol.
+"""The ``evaluate`` stage: every trained variant, on every benchmark set, under one protocol.
 
 For each variant in ``evaluate.variants`` it loads ``<artifacts>/models/<variant>.pt``
-(:func:`~benchmark.models.checkpoint.load_model`) and its decision threshold (``meta["verification"]
-["threshold"]``, saved by the training stages) and runs :func:`evaluate_variant`: clean verification and
-identification on the data stage's test pairs, gallery and probes (:mod:`benchmark.evaluation.clean`), and the
-robustness report. Then the transfer matrix across all the variants.
+(:func:`~benchmark.models.checkpoint.load_model`) and its operating threshold, chosen on the training source's
+validation pairs by the stage that trained it (``meta["validation"]``, never on test pairs), and for each
+benchmark set of ``data.benchmarks`` (:func:`~benchmark.data.dataset.load_benchmarks`) runs
+:func:`evaluate_variant`: clean verification (10-fold, flip-test fusion when ``evaluate.flip_test``) and, where
+the set has a gallery/probe split, identification (:mod:`benchmark.evaluation.clean`), and the robustness report
+(attacks on the plain embedding at the validation threshold). Then the transfer matrix across the variants on
+the first (headline) benchmark set.
 
-Writes, in ``<reports>/metrics/``: ``evaluation.json`` = ``{variant: {"verification": {...},
-"identification": {...}, "robustness": {...}}}``; ``robustness.json`` = ``{variant: {attack: {"eps_N": ...,
-"median_min_perturbation": ...}}}``; ``transfer.json`` = ``{"attack": "pgd_linf", "eps": N/255 as "eps_N",
-"matrix": {source: {target: dodging_asr}}}``. And plot data for ``dvc plots`` in ``<reports>/plots/evaluate/``:
-``roc.json`` (every variant's ROC on one FAR grid) and ``asr_vs_eps.json`` (PGD-L-inf dodging and
-impersonation success per budget, a column per variant).
+Writes, in ``<reports>/metrics/``: ``evaluation.json`` = ``{variant: {benchmark_set: {"verification": {...},
+"identification": {...}, "robustness": {...}}}}``; ``robustness.json`` = ``{variant: {benchmark_set: {attack:
+{"eps_N": ..., "median_min_perturbation": ...}}}}``; ``transfer.json`` = ``{"benchmark", "attack": "pgd_linf",
+"eps": "eps_N", "matrix": {source: {target: dodging_asr}}}``. And plot data for ``dvc plots`` in
+``<reports>/plots/evaluate/`` (headline set): ``roc.json`` (every variant's ROC on one FAR grid) and
+``asr_vs_eps.json`` (PGD-L-inf dodging and impersonation success per budget, a column per variant).
 """
 
 from __future__ import annotations
@@ -25,11 +28,11 @@ import torch
 
 from benchmark import io
 from benchmark.config import Params
+from benchmark.data.dataset import BenchmarkSet, load_benchmarks
 from benchmark.evaluation.clean import clean_report, roc_rows
 from benchmark.evaluation.robustness_runner import robustness_report, transfer_matrix
 from benchmark.models.checkpoint import embed_images, load_model
 from benchmark.models.face_model import FaceModel
-from benchmark.train.stage import Dataset, load_dataset
 
 
 PLOT_ATTACK = "pgd_linf"
@@ -37,14 +40,15 @@ PLOT_ATTACK = "pgd_linf"
 
 @dataclass
 class EvaluateResult:
-    """evaluation: evaluation.json's content; robustness: {variant: {attack: ...}}; transfer: transfer.json's
-    content; scores: {variant: (P,) clean test-pair scores}; seconds: {variant: s}."""
+    """evaluation: evaluation.json's content; robustness: {variant: {set: {attack: ...}}}; transfer: transfer.json's
+    content; scores: {set: {variant: (P,) clean pair scores}}; seconds: {variant: s}; benchmarks: the sets."""
 
     evaluation: dict
     robustness: dict
     transfer: dict
     scores: dict
     seconds: dict
+    benchmarks: dict[str, BenchmarkSet]
 
 
 def device_for(name: str) -> torch.device:
@@ -55,26 +59,31 @@ def device_for(name: str) -> torch.device:
 
 
 def load_variant(params: Params, variant: str) -> tuple[FaceModel, float]:
-    """The variant's model (on ``params.device``, eval mode) and its cosine decision threshold."""
+    """The variant's model (on ``params.device``, eval mode) and its operating threshold: the accuracy-maximizing
+    cosine threshold of its plain embedding on the validation pairs (``meta["validation"]["plain"]``)."""
     path = Path(params.paths.artifacts) / "models" / f"{variant}.pt"
     model = load_model(path).to(device_for(params.device))
     try:
-        threshold = float(model.meta["verification"]["threshold"])
+        threshold = float(model.meta["validation"]["plain"]["threshold"])
     except (KeyError, TypeError) as err:
-        raise ValueError(f"checkpoint '{path}' has no meta['verification']['threshold'] (saved by the training stages)") from err
+        raise ValueError(f"checkpoint '{path}' has no meta['validation'] thresholds (saved by the training stages "
+                         "from validation pairs); retrain it") from err
     return model, threshold
 
 
-def evaluate_variant(model: FaceModel, threshold: float, data: Dataset, params: Params, name: str = "") -> tuple[dict, np.ndarray]:
-    """One variant under the whole protocol: ``({"verification", "identification", "robustness"}, clean pair
-    scores (P,))``. The robustness report attacks at the variant's own threshold (see :func:`robustness_report`)."""
-    p = data.protocol
-    needed = np.unique(np.concatenate([p.pairs.ravel(), p.gallery, p.probes]))
-    embeddings = np.zeros((len(data.images), model.embedding_dim), np.float32)
-    embeddings[needed] = embed_images(model, data.images[needed])
-    report, scores = clean_report(embeddings, data.labels, p)
+def evaluate_variant(model: FaceModel, threshold: float, bench: BenchmarkSet, params: Params,
+                     name: str = "") -> tuple[dict, np.ndarray]:
+    """One variant on one benchmark set under the whole protocol: ``({"verification", "identification"?,
+    "robustness"}, clean pair scores (P,))``. The robustness report attacks at the variant's validation
+    threshold (see :func:`robustness_report`)."""
+    needed = np.unique(np.concatenate([bench.pairs.ravel(), bench.gallery, bench.probes]))
+    embeddings = np.zeros((len(bench.images), model.embedding_dim), np.float32)
+    embeddings[needed] = embed_images(model, bench.images[needed], flip=params.evaluate.flip_test)
+    report, scores = clean_report(embeddings, bench.labels, bench.pairs, bench.is_same, bench.folds,
+                                  bench.gallery, bench.probes)
     report["robustness"] = robustness_report(
-        model, data.images, p.pairs, p.is_same, threshold, params.evaluate.robustness, params.seed, desc=name or "robustness"
+        model, bench.images, bench.pairs, bench.is_same, threshold, params.evaluate.robustness, params.seed,
+        desc=f"{name} on {bench.name}" if name else "robustness",
     )
     return report, scores
 
@@ -93,36 +102,47 @@ def asr_rows(robustness: dict, attack: str = PLOT_ATTACK) -> list[dict]:
     return rows
 
 
-def run(params: Params, data: Dataset | None = None) -> EvaluateResult:
-    """Evaluate every variant, build the transfer matrix, write the metrics and plot files."""
-    data = data or load_dataset(params)
-    models, thresholds, evaluation, scores, seconds = {}, {}, {}, {}, {}
+def run(params: Params, benchmarks: dict[str, BenchmarkSet] | None = None) -> EvaluateResult:
+    """Evaluate every variant on every benchmark set, build the transfer matrix, write the metrics and plots."""
+    benchmarks = benchmarks or load_benchmarks(params)
+    models, thresholds, seconds = {}, {}, {}
+    evaluation: dict = {}
+    scores: dict = {name: {} for name in benchmarks}
     for variant in params.evaluate.variants:
         models[variant], thresholds[variant] = load_variant(params, variant)
         start = time.perf_counter()
-        evaluation[variant], scores[variant] = evaluate_variant(models[variant], thresholds[variant], data, params, variant)
+        evaluation[variant] = {}
+        for name, bench in benchmarks.items():
+            evaluation[variant][name], scores[name][variant] = evaluate_variant(
+                models[variant], thresholds[variant], bench, params, variant)
         seconds[variant] = round(time.perf_counter() - start, 2)
-    robustness = {v: r["robustness"] for v, r in evaluation.items()}
+    robustness = {v: {name: r["robustness"] for name, r in per_set.items()} for v, per_set in evaluation.items()}
     cfg = params.evaluate.robustness
-    matrix = transfer_matrix(models, data.images, data.protocol.pairs, data.protocol.is_same, thresholds, cfg, params.seed)
-    transfer = {"attack": "pgd_linf", "eps": f"eps_{cfg.transfer_eps}", "steps": cfg.steps, "matrix": matrix}
+    head_name, head = next(iter(benchmarks.items()))
+    matrix = transfer_matrix(models, head.images, head.pairs, head.is_same, thresholds, cfg, params.seed)
+    transfer = {"benchmark": head_name, "attack": "pgd_linf", "eps": f"eps_{cfg.transfer_eps}", "steps": cfg.steps,
+                "matrix": matrix}
     reports = Path(params.paths.reports)
     io.write_json(reports / "metrics" / "evaluation.json", evaluation)
     io.write_json(reports / "metrics" / "robustness.json", robustness)
     io.write_json(reports / "metrics" / "transfer.json", transfer)
-    io.write_json(reports / "plots" / "evaluate" / "roc.json", roc_rows(scores, data.protocol.is_same))
-    io.write_json(reports / "plots" / "evaluate" / "asr_vs_eps.json", asr_rows(robustness))
-    return EvaluateResult(evaluation, robustness, transfer, scores, seconds)
+    io.write_json(reports / "plots" / "evaluate" / "roc.json", roc_rows(scores[head_name], head.is_same))
+    io.write_json(reports / "plots" / "evaluate" / "asr_vs_eps.json",
+                  asr_rows({v: per_set[head_name] for v, per_set in robustness.items()}))
+    return EvaluateResult(evaluation, robustness, transfer, scores, seconds, benchmarks)
 
 
 def asr_table(robustness: dict) -> list[dict]:
-    """Flat rows ``{variant, attack, eps, dodging_asr, impersonation_asr, robust_accuracy}`` for tables/plots."""
+    """Flat rows ``{variant, benchmark, attack, eps, dodging_asr, impersonation_asr, robust_accuracy}`` of
+    robustness.json's ``{variant: {set: {attack: ...}}}``, for tables and plots."""
     rows = []
-    for variant, attacks in robustness.items():
-        for attack, report in attacks.items():
-            for key, values in report.items():
-                if key.startswith("eps_"):
-                    rows.append({"variant": variant, "attack": attack, "eps": int(key[4:]), **values})
+    for variant, per_set in robustness.items():
+        for bench, attacks in per_set.items():
+            for attack, report in attacks.items():
+                for key, values in report.items():
+                    if key.startswith("eps_"):
+                        rows.append({"variant": variant, "benchmark": bench, "attack": attack, "eps": int(key[4:]),
+                                     **values})
     return rows
 
 

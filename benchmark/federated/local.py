@@ -29,7 +29,8 @@ from benchmark.models.heads import Head
 from benchmark.models.registry import create_head
 from benchmark.train.common import TrainConfig
 from benchmark.train.loop import train_supervised
-from benchmark.train.stage import Dataset, build_model, load_dataset, train_config
+from benchmark.data.dataset import Dataset, load_dataset
+from benchmark.train.recipe import build_model, train_config
 
 VERIFICATION_KEYS = ("accuracy_mean", "accuracy_std", "auc", "eer", "tar_at_far_1e-2", "tar_at_far_1e-3", "threshold")
 
@@ -114,9 +115,14 @@ class LocalResult:
 def train_round(
     model: FaceModel, head: Head, data: Dataset, idx: np.ndarray, cfg: TrainConfig
 ) -> LocalResult:
-    """Train ``model`` (holding the global weights) and ``head`` on images ``idx``; returns the update."""
+    """Train ``model`` (holding the global weights) and ``head`` on images ``idx``; returns the update.
+
+    The loop's validation images (its loss curves; a round runs a fixed number of epochs) are the institution's
+    own faces of the protocol's validation slice, never another institution's; an institution with none there
+    logs on a few of its training images."""
     start = shared_vector(model)
-    history = train_supervised(model, head, data.images, data.labels, idx, data.protocol.val, cfg)
+    val = data.protocol.val[np.isin(data.labels[data.protocol.val], data.labels[idx])]
+    history = train_supervised(model, head, data.images, data.labels, idx, val if len(val) else idx[:64], cfg)
     return LocalResult(shared_vector(model) - start, int(len(idx)), float(history["seconds"]))
 
 

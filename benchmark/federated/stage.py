@@ -42,6 +42,7 @@ from benchmark.federated.grid import FIRST_NODE_ID, run_local
 from benchmark.federated.server_app import make_server_app
 from benchmark.models.checkpoint import save_model
 from benchmark.models.face_model import FaceModel
+from benchmark.train.recipe import val_pairs, validation_meta
 
 ENCRYPTED = ("third_party", "blind")
 COSTS = ("encrypt_seconds", "aggregate_seconds", "decrypt_seconds", "bytes_sent", "bytes_received", "bytes_plaintext")
@@ -157,7 +158,8 @@ def run(params: Params, progress: bool = True) -> dict:
             if result.head_state is not None:
                 heads[mode] = result.head_state
             meta = {"stage": "federated", "mode": mode, "config": config.as_dict(params.federated), "seed": params.seed,
-                    "verification": metrics[mode]["verification"], "rounds": params.federated.rounds}
+                    "verification": metrics[mode]["verification"], "rounds": params.federated.rounds,
+                    "validation": validation_meta(result.model, val_pairs(data))}
             save_model(result.model, artifacts / "models" / f"federated_{mode}.pt", meta)
     out = {**metrics, "institutions": params.data.protocol.institutions, "rounds": params.federated.rounds,
            "local_epochs": params.federated.local_epochs, "params": int(len(local.shared_vector(next(iter(models.values()))))),

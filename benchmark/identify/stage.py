@@ -3,7 +3,7 @@
 With the semi-supervised model: enrol the gallery (one identity record per known test identity) in an
 :class:`~benchmark.identify.database.IdentityDB` (SQLite + FAISS), score every video frame's quality,
 and compare rank-1 with the selected frame, a random frame and the worst frame; the open-set threshold
-is the verification ROC's operating point at ``identify.far`` on the test pairs. Writes
+is the model's threshold at ``identify.far`` on the training source's validation pairs (never the test pairs). Writes
 ``<reports>/metrics/identification.json`` (``rank1_selected_frame``, ``rank1_random_frame``,
 ``rank1_worst_frame``, ``quality_spearman``, ``gallery_size`` and the open-set figures).
 
@@ -22,12 +22,12 @@ from tqdm.auto import tqdm
 from benchmark import io
 from benchmark.config import Params
 from benchmark.data.detect import FaceDetector
-from benchmark.evaluation.verification import cosine_scores, threshold_at_far
+from benchmark.evaluation.calibration import threshold_for_far
 from benchmark.identify.database import IdentityDB
 from benchmark.identify.evidence import frame_choices, quality_spearman, rank1_by_choice
 from benchmark.identify.quality import failed_checks, score_frames
 from benchmark.models.checkpoint import embed_images, load_model
-from benchmark.train.stage import load_dataset
+from benchmark.data.dataset import load_dataset
 
 MODEL_STAGE = "semisupervised"
 
@@ -53,8 +53,7 @@ def run(params: Params) -> IdentificationResult:
     data = load_dataset(params)
     p = data.protocol
     model = load_model(artifacts / "models" / f"{MODEL_STAGE}.pt")
-    scores = cosine_scores(embed_images(model, data.images), p.pairs)
-    threshold = threshold_at_far(scores[p.is_same == 1], scores[p.is_same == 0], params.identify.far)
+    threshold = threshold_for_far(model.meta["validation"], params.identify.far)
     gallery_emb = embed_images(model, data.images[p.gallery])
     gallery_labels = data.labels[p.gallery]
     db_path = Path(params.identify.database)

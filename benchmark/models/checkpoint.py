@@ -58,7 +58,8 @@ def load_model(path: str | os.PathLike) -> FaceModel:
     payload = load_checkpoint(path)
     cfg = payload["config"]
     model = FaceModel(
-        cfg["backbone"], cfg["backbone_kwargs"], cfg["embedding_dim"], tuple(cfg["mean"]), tuple(cfg["std"])
+        cfg["backbone"], cfg["backbone_kwargs"], cfg["embedding_dim"], tuple(cfg["mean"]), tuple(cfg["std"]),
+        cfg.get("input_size"),
     )
     try:
         model.load_state_dict(payload["state_dict"])
@@ -70,9 +71,11 @@ def load_model(path: str | os.PathLike) -> FaceModel:
     return model.eval()
 
 
-def embed_images(model: FaceModel, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+def embed_images(model: FaceModel, images: np.ndarray, batch_size: int = 256, flip: bool = False) -> np.ndarray:
     """uint8 (N, H, W, 3) RGB faces -> float32 (N, D) L2-normalized embeddings.
 
+    flip: flip-test fusion, the field's default at evaluation: the embedding of the image plus that of its
+    horizontal mirror, L2-normalized again (insightface ``eval/verification.py``).
     Runs in eval mode without gradients, ``batch_size`` images at a time, on the model's device, and
     restores the model's previous train/eval mode.
     """
@@ -83,12 +86,16 @@ def embed_images(model: FaceModel, images: np.ndarray, batch_size: int = 256) ->
     model.eval()
     try:
         with torch.no_grad():
-            out = [
-                model.embed(to_float_nchw(images[i : i + batch_size]).to(device)).cpu()
-                for i in range(0, len(images), batch_size)
-            ]
+            out = [_embed(model, to_float_nchw(images[i : i + batch_size]).to(device), flip).cpu()
+                   for i in range(0, len(images), batch_size)]
     finally:
         model.train(was_training)
     if not out:
         return np.zeros((0, model.embedding_dim), np.float32)
     return torch.cat(out).numpy().astype(np.float32, copy=False)
+
+
+def _embed(model: FaceModel, x: torch.Tensor, flip: bool) -> torch.Tensor:
+    if not flip:
+        return model.embed(x)
+    return torch.nn.functional.normalize(model.forward(x) + model.forward(x.flip(3)), dim=1)

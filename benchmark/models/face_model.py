@@ -44,6 +44,9 @@ class FaceModel(nn.Module):
                      defaults included), which is what the model records.
     embedding_dim:   D, the length of the face feature vector.
     mean, std:       per-channel input normalization, applied inside the model.
+    input_size:      the side of the square face crops the model was built for (its input geometry);
+                     ``forward`` refuses any other size with a message naming both. None: any size
+                     (checkpoints written before the check).
 
     Attributes ``embedding_dim`` (int) and ``model_id`` (a stable string naming the architecture and its
     configuration) identify which embeddings a vector database may be matched against.
@@ -56,11 +59,13 @@ class FaceModel(nn.Module):
         embedding_dim: int = 128,
         mean: tuple[float, float, float] = DEFAULT_MEAN,
         std: tuple[float, float, float] = DEFAULT_STD,
+        input_size: int | None = None,
     ) -> None:
         super().__init__()
         if embedding_dim < 1:
             raise ValueError(f"embedding_dim must be a positive integer, got {embedding_dim}")
         self.backbone_name = backbone
+        self.input_size = None if input_size is None else int(input_size)
         self.embedding_dim = int(embedding_dim)
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
@@ -86,6 +91,7 @@ class FaceModel(nn.Module):
             "embedding_dim": self.embedding_dim,
             "mean": tuple(self.mean.flatten().tolist()),
             "std": tuple(self.std.flatten().tolist()),
+            "input_size": self.input_size,
         }
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
@@ -94,6 +100,9 @@ class FaceModel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) float32 in [0, 1] -> raw embedding (N, D), for training heads."""
+        if self.input_size is not None and tuple(x.shape[-2:]) != (self.input_size, self.input_size):
+            raise ValueError(f"this model takes {self.input_size}x{self.input_size} face crops (its input geometry), "
+                             f"got {x.shape[-1]}x{x.shape[-2]}: cut the faces at the size it was trained on")
         return self.neck(self.backbone(self.normalize(x)))
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
@@ -108,8 +117,9 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def build_face_model(backbone: str, seed: int = 0, embedding_dim: int = 128, **backbone_kwargs: Any) -> FaceModel:
+def build_face_model(backbone: str, seed: int = 0, embedding_dim: int = 128, input_size: int | None = None,
+                     **backbone_kwargs: Any) -> FaceModel:
     """A :class:`FaceModel` whose initial weights depend only on ``seed`` (the global RNG is left as it was)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return FaceModel(backbone, backbone_kwargs, embedding_dim)
+        return FaceModel(backbone, backbone_kwargs, embedding_dim, input_size=input_size)

@@ -23,7 +23,7 @@ def chromium_path() -> str | None:
 
 def check_page(page_path: str | os.PathLike, screenshot: str | os.PathLike, width: int = 1200) -> dict:
     """Load ``page_path`` (a local HTML file) and return ``{"table_rows", "image_widths", "console_errors"}``:
-    the body rows of ``#headline-table``, each ``<img>``'s natural width (0 = did not load) and every console
+    the body rows of every headline table (one per benchmark set), each ``<img>``'s natural width (0 = did not load) and every console
     error or uncaught page error; writes a full-page PNG screenshot to ``screenshot``."""
     from playwright.sync_api import sync_playwright
 
@@ -38,7 +38,7 @@ def check_page(page_path: str | os.PathLike, screenshot: str | os.PathLike, widt
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
             page.on("pageerror", lambda e: errors.append(str(e)))
             page.goto(Path(page_path).resolve().as_uri(), wait_until="load")
-            rows = page.locator("#headline-table tbody tr").count()
+            rows = page.locator("table.headline tbody tr").count()
             widths = page.eval_on_selector_all("img", "imgs => imgs.map(i => i.complete ? i.naturalWidth : 0)")
             page.screenshot(path=str(screenshot), full_page=True)
         finally:

@@ -3,6 +3,9 @@
 Every sentence states measured values and the comparison a reviewer would make (a difference against the
 fold standard deviation, a target met or missed); a variant the pipeline did not produce is reported as
 missing, never filled in.
+
+``evaluation`` is ``reports/metrics/evaluation.json``, ``{variant: {benchmark_set: {...}}}``; the sentences about
+accuracy and robustness are written for one benchmark set (the report passes the headline set) and name it.
 """
 
 from __future__ import annotations
@@ -10,49 +13,51 @@ from __future__ import annotations
 from benchmark.report.headline import HEADLINE_ATTACK, HEADLINE_EPS
 
 
-def _acc(evaluation: dict, variant: str) -> tuple[float, float] | None:
-    v = evaluation.get(variant, {}).get("verification")
+def _acc(evaluation: dict, variant: str, benchmark: str) -> tuple[float, float] | None:
+    v = evaluation.get(variant, {}).get(benchmark, {}).get("verification")
     return (v["accuracy_mean"], v["accuracy_std"]) if v else None
 
 
-def _robust(evaluation: dict, variant: str) -> float | None:
-    r = evaluation.get(variant, {}).get("robustness", {}).get(HEADLINE_ATTACK, {}).get(HEADLINE_EPS)
+def _robust(evaluation: dict, variant: str, benchmark: str) -> float | None:
+    r = evaluation.get(variant, {}).get(benchmark, {}).get("robustness", {}).get(HEADLINE_ATTACK, {}).get(HEADLINE_EPS)
     return r["robust_accuracy"] if r else None
 
 
-def compare(evaluation: dict, a: str, b: str) -> str:
-    """"a reaches X ± s, b Y ± t: a difference of D points, within/beyond the larger fold std"."""
-    ra, rb = _acc(evaluation, a), _acc(evaluation, b)
+def compare(evaluation: dict, a: str, b: str, benchmark: str) -> str:
+    """"On <benchmark>, a reaches X ± s, b Y ± t: a difference of D points, within/beyond the larger fold std"."""
+    ra, rb = _acc(evaluation, a, benchmark), _acc(evaluation, b, benchmark)
     if ra is None or rb is None:
         missing = [name for name, r in ((a, ra), (b, rb)) if r is None]
-        return f"Not compared: no clean verification result for {', '.join(missing)}."
+        return f"Not compared on {benchmark}: no clean verification result for {', '.join(missing)}."
     diff, std = 100 * (ra[0] - rb[0]), 100 * max(ra[1], rb[1])
     verdict = "within" if abs(diff) <= std else "beyond"
-    return (f"{a} reaches {ra[0]:.3f} ± {ra[1]:.3f} clean 10-fold accuracy and {b} {rb[0]:.3f} ± {rb[1]:.3f}: "
-            f"a difference of {diff:+.1f} points, {verdict} the fold standard deviation ({std:.1f} points).")
+    return (f"On {benchmark}, {a} reaches {ra[0]:.3f} ± {ra[1]:.3f} clean 10-fold accuracy and {b} "
+            f"{rb[0]:.3f} ± {rb[1]:.3f}: a difference of {diff:+.1f} points, {verdict} the fold standard deviation "
+            f"({std:.1f} points).")
 
 
-def semisupervised(evaluation: dict, stages: dict) -> list[str]:
-    """Patent CN112364828B: does the unlabelled data buy accuracy over the supervised-only model?"""
+def semisupervised(evaluation: dict, stages: dict, benchmark: str) -> list[str]:
+    """Patent CN112364828B: does the unlabelled data buy accuracy over the supervised-only model (on ``benchmark``)?"""
     semi = stages.get("semisupervised", {})
-    out = [compare(evaluation, "semisupervised", "supervised")]
+    out = [compare(evaluation, "semisupervised", "supervised", benchmark)]
     if semi:
         out.append(f"The semi-supervised model trained on {semi.get('labelled_images')} labelled and "
                    f"{semi.get('unlabelled_images')} unlabelled images for {semi.get('epochs')} epochs "
                    f"({semi.get('train_seconds')} s).")
-    out.append(compare(evaluation, "semisupervised", "timm_reference"))
+    out.append(compare(evaluation, "semisupervised", "timm_reference", benchmark))
     return out
 
 
-def hardened(evaluation: dict, stages: dict) -> list[str]:
-    """Patent CN116665282A: the gated hardened model against static PGD-AT, TRADES and the clean model."""
+def hardened(evaluation: dict, stages: dict, benchmark: str) -> list[str]:
+    """Patent CN116665282A: the gated hardened model against static PGD-AT, TRADES and the clean model, with
+    clean and robust accuracy on ``benchmark``."""
     out = []
     for variant in ("adversarial", "pgd_at", "trades", "supervised"):
-        acc, robust = _acc(evaluation, variant), _robust(evaluation, variant)
+        acc, robust = _acc(evaluation, variant, benchmark), _robust(evaluation, variant, benchmark)
         if acc is None:
-            out.append(f"{variant}: not evaluated.")
+            out.append(f"{variant}: not evaluated on {benchmark}.")
             continue
-        text = f"{variant}: clean {acc[0]:.3f}, robust accuracy under PGD-L∞ at 4/255 "
+        text = f"{variant} on {benchmark}: clean {acc[0]:.3f}, robust accuracy under PGD-L∞ at 4/255 "
         text += "n/a" if robust is None else f"{robust:.3f}"
         m = stages.get(variant, {})
         if "adversarial_fraction" in m:
@@ -61,9 +66,9 @@ def hardened(evaluation: dict, stages: dict) -> list[str]:
             text += f"; trained in {m['train_seconds']:.0f} s"
         out.append(text + ".")
     gated, static = stages.get("adversarial", {}), stages.get("pgd_at", {})
-    ra, rp = _robust(evaluation, "adversarial"), _robust(evaluation, "pgd_at")
+    ra, rp = _robust(evaluation, "adversarial", benchmark), _robust(evaluation, "pgd_at", benchmark)
     if gated and static and ra is not None and rp is not None:
-        ca, cp = _acc(evaluation, "adversarial"), _acc(evaluation, "pgd_at")
+        ca, cp = _acc(evaluation, "adversarial", benchmark), _acc(evaluation, "pgd_at", benchmark)
         ratio = gated["train_seconds"] / static["train_seconds"]
         checks = [
             ("robust accuracy within 2 points of PGD-AT or better", ra >= rp - 0.02),
@@ -71,11 +76,11 @@ def hardened(evaluation: dict, stages: dict) -> list[str]:
             ("training time at most 0.7x PGD-AT's", ratio <= 0.7),
         ]
         met = "; ".join(f"{name}: {'met' if ok else 'missed'}" for name, ok in checks)
-        out.append(f"Targets against static PGD-AT (training time ratio {ratio:.2f}): {met}.")
+        out.append(f"Targets against static PGD-AT on {benchmark} (training time ratio {ratio:.2f}): {met}.")
     return out
 
 
-def federated(evaluation: dict, fed: dict | None) -> list[str]:
+def federated(fed: dict | None) -> list[str]:
     """Knowledge federation: encrypted modes against plaintext FedAvg and centralized training, and HE cost."""
     if not fed:
         return ["The federated stage did not run."]
@@ -109,12 +114,13 @@ def federated(evaluation: dict, fed: dict | None) -> list[str]:
     return out
 
 
-def robustness(evaluation: dict, pairs: int) -> list[str]:
-    """Which variants resist PGD-L-inf at 4/255, and how precise robust accuracy is with ``pairs`` attacked pairs."""
-    ranked = sorted((r, v) for v in evaluation if (r := _robust(evaluation, v)) is not None)
+def robustness(evaluation: dict, pairs: int, benchmark: str) -> list[str]:
+    """Which variants resist PGD-L-inf at 4/255 on ``benchmark``, and how precise robust accuracy is with ``pairs``
+    attacked pairs."""
+    ranked = sorted((r, v) for v in evaluation if (r := _robust(evaluation, v, benchmark)) is not None)
     if not ranked:
-        return ["No robustness result."]
+        return [f"No robustness result on {benchmark}."]
     half_width = 100 * 1.96 * (0.25 / pairs) ** 0.5
-    return [f"Robust accuracy under PGD-L∞ at 4/255 ranges from {ranked[0][0]:.3f} ({ranked[0][1]}) to "
+    return [f"On {benchmark}, robust accuracy under PGD-L∞ at 4/255 ranges from {ranked[0][0]:.3f} ({ranked[0][1]}) to "
             f"{ranked[-1][0]:.3f} ({ranked[-1][1]}). With {pairs} attacked pairs per variant a robust accuracy is "
             f"known to about ±{half_width:.0f} points (95% binomial interval at worst): closer variants are not told apart."]

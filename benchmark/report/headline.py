@@ -1,13 +1,16 @@
-"""The report's headline table: one row per variant, pure functions of the pipeline's metrics.
+"""The report's headline tables: one per benchmark set (the headline set first), one row per variant; pure
+functions of the pipeline's metrics.
 
 Inputs are the parsed metrics files, passed in as plain dicts (no I/O here):
 
-* ``evaluation``: ``reports/metrics/evaluation.json``, ``{variant: {"verification": {...},
-  "identification": {...}, "robustness": {attack: {"eps_4": {...}, "median_min_perturbation": {...}}}}}``;
+* ``evaluation``: ``reports/metrics/evaluation.json``, ``{variant: {benchmark_set: {"verification": {...},
+  "identification": {...}, "robustness": {attack: {"eps_4": {...}, "median_min_perturbation": {...}}}}}}``, the
+  sets in params.yaml order (the first is the headline set);
 * ``stages``: ``{variant: <reports/metrics/<variant>.json>}`` for the training stages (``train_seconds``);
 * ``federated``: ``reports/metrics/federated.json`` (``{mode: {...}}``) or None; its variants are named
   ``federated_<mode>`` in ``evaluation``; their training time is the sum over rounds of every institution's
-  local training seconds (the compute a centralized run would spend), HE work apart.
+  local training seconds (the compute a centralized run would spend), HE work apart;
+* ``benchmarks``: the ``"benchmarks"`` block of ``reports/metrics/data.json`` (each set's ``format``) or None.
 
 A value the pipeline did not produce is ``None`` and shows as "n/a": nothing is filled in by guess.
 """
@@ -16,6 +19,8 @@ from __future__ import annotations
 
 import math
 from typing import Any
+
+from benchmark.report.benchmarks import set_title
 
 HEADLINE_ATTACK = "pgd_linf"
 HEADLINE_EPS = "eps_4"
@@ -56,10 +61,17 @@ def he_cost(mode_metrics: dict) -> tuple[float | None, float | None]:
     return seconds, (_mean(sent) / 1e6 if sent else None)
 
 
-def headline_rows(evaluation: dict, stages: dict[str, dict], federated: dict | None) -> list[dict]:
-    """One dict per variant of ``evaluation`` (in its order) with the keys of :data:`COLUMNS`."""
+def benchmark_sets(evaluation: dict) -> list[str]:
+    """The benchmark sets of ``evaluation`` in the order they first appear: params.yaml order, headline set first."""
+    return list(dict.fromkeys(name for sets in evaluation.values() for name in sets))
+
+
+def headline_rows(evaluation: dict, stages: dict[str, dict], federated: dict | None, benchmark: str) -> list[dict]:
+    """One dict per variant of ``evaluation`` (in its order) with the keys of :data:`COLUMNS`, measured on the
+    benchmark set ``benchmark`` (training time and HE cost do not depend on it)."""
     rows = []
-    for variant, result in evaluation.items():
+    for variant, sets in evaluation.items():
+        result = sets.get(benchmark)
         mode = variant[len(FEDERATED_PREFIX):] if variant.startswith(FEDERATED_PREFIX) else None
         fed = _get(federated, mode) if mode else None
         robust = _get(result, "robustness", HEADLINE_ATTACK)
@@ -78,6 +90,17 @@ def headline_rows(evaluation: dict, stages: dict[str, dict], federated: dict | N
             "he_megabytes_per_round": megabytes,
         })
     return rows
+
+
+def headline_tables(evaluation: dict, stages: dict[str, dict], federated: dict | None,
+                    benchmarks: dict | None) -> list[dict]:
+    """``[{"name", "title", "rows"}]``: one table per benchmark set of ``evaluation``, the headline set first;
+    ``title`` is :func:`~benchmark.report.benchmarks.set_title` with the format from ``benchmarks``, the first
+    one marked "(headline set)"."""
+    return [{"name": name,
+             "title": set_title(name, _get(benchmarks, name, "format")) + (" (headline set)" if k == 0 else ""),
+             "rows": headline_rows(evaluation, stages, federated, name)}
+            for k, name in enumerate(benchmark_sets(evaluation))]
 
 
 def format_cell(row: dict, key: str) -> str:
@@ -104,3 +127,8 @@ def markdown_table(rows: list[dict]) -> str:
     lines = ["| " + " | ".join(title for _, title in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(format_cell(row, key) for key, _ in COLUMNS) + " |" for row in rows]
     return "\n".join(lines) + "\n"
+
+
+def markdown_tables(tables: list[dict]) -> str:
+    """:func:`headline_tables` as Markdown: each set's title as a heading, then its table."""
+    return "\n".join(f"### {t['title']}\n\n{markdown_table(t['rows'])}" for t in tables)

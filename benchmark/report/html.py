@@ -23,8 +23,9 @@ def png_data_uri(path: str | os.PathLike) -> str:
 
 
 def render_page(context: dict) -> str:
-    """The report page from ``context``: ``rows`` (headline rows), ``headline_note``, ``sections`` (each
-    ``{"id", "title", "paragraphs": [str], "figures": [{"src", "caption"}]}``), ``limits`` ([str]),
+    """The report page from ``context``: ``tables`` (:func:`~benchmark.report.headline.headline_tables`, one
+    headline table per benchmark set), ``headline_note``, ``sections`` (each ``{"id", "title", "paragraphs": [str],
+    "tables": [{"columns": [str], "rows": [[str]]}], "figures": [{"src", "caption"}]}``), ``limits`` ([str]),
     ``notebooks`` ([{"name", "href"}]), ``env`` (:func:`~benchmark.report.environment.environment`) and
     ``generated`` (a timestamp string). Text is HTML-escaped."""
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined)

@@ -2,10 +2,12 @@
 
 Reads what the other stages wrote under ``<reports>`` and writes, atomically:
 
-* ``<reports>/index.html``: one self-contained page (figures inlined): the headline table of every variant,
-  a section per source method with what was built and what the numbers show, the figures, the limits,
-  links to every executed notebook rendered as HTML, and the environment block;
-* ``<reports>/summary.md``: the same headline table in Markdown;
+* ``<reports>/index.html``: one self-contained page (figures inlined): a headline table of every variant per
+  benchmark set (the headline set first), a section per source method with what was built and what the numbers
+  show on the headline set, the data stage's benchmark sets with a warning for each that shares identities with
+  the training source, the figures, the limits, links to every executed notebook rendered as HTML, and the
+  environment block;
+* ``<reports>/summary.md``: the same headline tables in Markdown;
 * ``<reports>/html/<notebook>.html``: the executed notebooks as static pages.
 """
 
@@ -19,8 +21,9 @@ from pathlib import Path
 from benchmark import io
 from benchmark.config import Params
 from benchmark.report import findings
+from benchmark.report.benchmarks import benchmarks_table, overlap_warnings, training_sentence
 from benchmark.report.environment import environment
-from benchmark.report.headline import headline_rows, markdown_table
+from benchmark.report.headline import benchmark_sets, headline_tables, markdown_tables
 from benchmark.report.html import notebook_to_html, png_data_uri, render_page
 
 REPORT_NOTEBOOK = "06_report"  # the stage's own executed notebook, still being written while it runs
@@ -29,7 +32,9 @@ TRAINING_STAGES = ("supervised", "semisupervised", "timm_reference", "adversaria
 # (id, title, figure folders under <reports>/figures, description of what was built)
 SECTIONS = (
     ("data", "Data and protocol", ("data",),
-     "Identity-disjoint train/test split, LFW-style 10-fold verification pairs, an eigenfaces (PCA + cosine) floor."),
+     "One training source split into training and validation identities (every threshold is chosen on validation "
+     "pairs), and the benchmark sets every variant is reported on, each with LFW-style 10-fold verification pairs; "
+     "an eigenfaces (PCA + cosine) floor."),
     ("semisupervised", "Semi-supervised autoencoder (patent CN112364828B)",
      ("supervised", "semisupervised", "timm_reference", "identification"),
      "Six-conv autoencoder with a fully connected supervised head: Loss = g LossA + (1-g)(Loss1+Loss2+Loss3) on "
@@ -43,7 +48,7 @@ SECTIONS = (
      "Institutions train the shared embedding network locally and exchange only CKKS-encrypted updates through a "
      "third party; their identity heads and faces never leave them."),
     ("evaluation", "Robustness under one protocol", ("evaluate",),
-     "Every variant attacked white-box on the same test pairs: dodging and impersonation with FGSM, PGD (L∞, L2), "
+     "Every variant attacked white-box on the same pairs of each benchmark set: dodging and impersonation with FGSM, PGD (L∞, L2), "
      "MI-FGSM and CW-L2 over ε in {1, 2, 4, 8, 16}/255, minimal successful perturbation and transfer between variants."),
 )
 
@@ -62,12 +67,14 @@ LIMITS = (
 
 @dataclass
 class Inputs:
-    """The metrics the report reads; any of them may be missing (an empty dict / None)."""
+    """The metrics the report reads; any of them may be missing (an empty dict / None). ``data`` is the data
+    stage's ``data.json``."""
 
     evaluation: dict
     stages: dict[str, dict]
     federated: dict | None
     manifest: dict
+    data: dict | None
 
 
 def _read_json(path: Path) -> dict | None:
@@ -81,19 +88,36 @@ def read_inputs(params: Params) -> Inputs:
     if manifest is None:
         raise FileNotFoundError(f"no data manifest at {artifacts / 'data' / 'manifest.json'}: run the data stage first")
     stages = {s: m for s in TRAINING_STAGES if (m := _read_json(metrics / f"{s}.json")) is not None}
-    return Inputs(_read_json(metrics / "evaluation.json") or {}, stages, _read_json(metrics / "federated.json"), manifest)
+    return Inputs(_read_json(metrics / "evaluation.json") or {}, stages, _read_json(metrics / "federated.json"), manifest,
+                  _read_json(metrics / "data.json"))
+
+
+def data_section(manifest: dict, data: dict | None) -> tuple[list[str], list[dict]]:
+    """The data section's paragraphs (counts, the training split, one overlap warning per set that shares
+    identities with the training source) and tables (the benchmark sets' counts)."""
+    paragraphs = [f"Training source: {manifest['counts']['identities']} identities, {manifest['counts']['images']} "
+                  f"images, source: {manifest['source']['kind']}."]
+    data = data or {}
+    if "training" in data:
+        paragraphs.append(training_sentence(data["training"]))
+    benchmarks = data.get("benchmarks") or {}
+    return paragraphs + overlap_warnings(benchmarks), [benchmarks_table(benchmarks)] if benchmarks else []
 
 
 def build_sections(inputs: Inputs, figures_dir: Path, pairs: int) -> list[dict]:
-    """The report's sections with their paragraphs and inlined figures; ``pairs``: pairs attacked per variant."""
+    """The report's sections with their paragraphs, tables (``{"columns", "rows"}``) and inlined figures; the
+    findings are on the headline set (the first benchmark set of ``evaluation.json``); ``pairs``: pairs attacked
+    per variant."""
+    headline = next(iter(benchmark_sets(inputs.evaluation)), "the headline set")
+    data_paragraphs, data_tables = data_section(inputs.manifest, inputs.data)
     text = {
-        "data": [f"{inputs.manifest['counts']['identities']} identities, {inputs.manifest['counts']['images']} images, "
-                 f"source: {inputs.manifest['source']['kind']}."],
-        "semisupervised": findings.semisupervised(inputs.evaluation, inputs.stages),
-        "hardened": findings.hardened(inputs.evaluation, inputs.stages),
-        "federated": findings.federated(inputs.evaluation, inputs.federated),
-        "evaluation": findings.robustness(inputs.evaluation, pairs),
+        "data": data_paragraphs,
+        "semisupervised": findings.semisupervised(inputs.evaluation, inputs.stages, headline),
+        "hardened": findings.hardened(inputs.evaluation, inputs.stages, headline),
+        "federated": findings.federated(inputs.federated),
+        "evaluation": findings.robustness(inputs.evaluation, pairs, headline),
     }
+    tables = {"data": data_tables}
     sections = []
     for sid, title, folders, built in SECTIONS:
         figures = [
@@ -101,15 +125,17 @@ def build_sections(inputs: Inputs, figures_dir: Path, pairs: int) -> list[dict]:
             for folder in folders
             for png in sorted((figures_dir / folder).glob("*.png"))
         ]
-        sections.append({"id": sid, "title": title, "paragraphs": [built, *text[sid]], "figures": figures})
+        sections.append({"id": sid, "title": title, "paragraphs": [built, *text[sid]], "tables": tables.get(sid, []),
+                         "figures": figures})
     return sections
 
 
 def run(params: Params) -> dict:
-    """Write the page, the summary and the notebook pages; returns ``{"rows", "index", "summary"}``."""
+    """Write the page, the summary and the notebook pages; returns ``{"tables", "index", "summary"}`` (``tables``:
+    :func:`~benchmark.report.headline.headline_tables`)."""
     reports = Path(params.paths.reports)
     inputs = read_inputs(params)
-    rows = headline_rows(inputs.evaluation, inputs.stages, inputs.federated)
+    tables = headline_tables(inputs.evaluation, inputs.stages, inputs.federated, (inputs.data or {}).get("benchmarks"))
     notebooks = []
     for nb in sorted((reports / "notebooks").glob("*.ipynb")):
         if nb.stem == REPORT_NOTEBOOK:
@@ -118,10 +144,13 @@ def run(params: Params) -> dict:
         with io.atomic_path(target) as tmp:
             tmp.write_text(notebook_to_html(nb))
         notebooks.append({"name": nb.stem, "href": f"html/{nb.stem}.html"})
+    flip = "with" if params.evaluate.flip_test else "without"
     context = {
-        "rows": rows,
-        "headline_note": "Clean and robust accuracy are measured by the evaluate stage on the same test pairs for every "
-                         "variant; n/a marks what does not apply or did not run.",
+        "tables": tables,
+        "headline_note": "Clean and robust accuracy are measured by the evaluate stage on each benchmark set's pairs, the "
+                         f"same pairs for every variant (clean accuracy {flip} flip-test fusion); robustness attacks "
+                         "each model at its operating threshold, chosen on validation pairs of the training source. "
+                         "n/a marks what does not apply or did not run.",
         "sections": build_sections(inputs, reports / "figures", params.evaluate.robustness.pairs),
         "limits": list(LIMITS),
         "notebooks": notebooks,
@@ -132,5 +161,5 @@ def run(params: Params) -> dict:
     with io.atomic_path(index) as tmp:
         tmp.write_text(render_page(context))
     with io.atomic_path(summary) as tmp:
-        tmp.write_text("# facebench: headline\n\n" + markdown_table(rows))
-    return {"rows": rows, "index": str(index), "summary": str(summary)}
+        tmp.write_text("# facebench: headline\n\n" + markdown_tables(tables))
+    return {"tables": tables, "index": str(index), "summary": str(summary)}

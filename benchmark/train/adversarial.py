@@ -17,7 +17,14 @@ share the supervised stage's batches, optimizer, schedule and :func:`~benchmark.
 Histories are :func:`~benchmark.train.loop.fit`'s plus ``adversarial_fraction`` (share of steps trained
 with adversarial batches / the term on: 1.0 for the baselines) and, for the hardened model, ``gate``
 (:meth:`PerformanceGate.log`). Validation returns ``loss_a`` (clean CE) and ``loss_adv`` (CE under the
-training attack) on the validation images; ``loss_adv`` is the tracked (convergence) loss.
+training attack) on the validation images, and, given :class:`~benchmark.train.common.ValPairs`, the clean
+verification accuracy on them (``val_accuracy``, logged with ``best_epoch``); ``loss_adv`` is the tracked
+(convergence) loss.
+
+All three keep the last epoch's weights, whatever ``TrainConfig.keep_best`` says: picking the epoch of best
+clean accuracy would favour the epoch where the adversarial objective had least effect, i.e. select the least
+robust model (robust and clean accuracy trade off, Tsipras et al. 2019, "Robustness May Be at Odds with
+Accuracy"), and a robust selection rule would need a robustness evaluation per epoch.
 """
 
 from __future__ import annotations
@@ -30,17 +37,18 @@ from benchmark.attacks import create_attack
 from benchmark.attacks.objectives import Objective, classification
 from benchmark.models.face_model import FaceModel
 from benchmark.models.heads import Head
-from benchmark.train.common import BatchStream, IdentityClasses, TrainConfig, load_batch
+from benchmark.train.common import BatchStream, IdentityClasses, TrainConfig, ValPairs, load_batch, val_pair_accuracy
 from benchmark.train.gate import PerformanceGate
 from benchmark.train.hardening import HardeningTerm, other_identities
-from benchmark.train.loop import StepFn, _device, _known_val, _mean, _val_slices, fit
+from benchmark.train.loop import ACCURACY, StepFn, _device, _known_val, _mean, _val_slices, fit
 from benchmark.train.trades import kl_objective, trades_loss
 
 
 class AdversarialBatches:
     """Shared plumbing: source batches with labels, the training attack, and the validation losses.
 
-    eps: L-inf budget in [0, 1] pixel units (> 0); attack_steps: PGD steps (>= 1).
+    eps: L-inf budget in [0, 1] pixel units (> 0); attack_steps: PGD steps (>= 1); val_pairs: optional
+    verification pairs of validation identities (clean ``val_accuracy`` is then logged every epoch).
     """
 
     def __init__(
@@ -54,11 +62,12 @@ class AdversarialBatches:
         cfg: TrainConfig,
         eps: float,
         attack_steps: int,
+        val_pairs: ValPairs | None = None,
     ) -> None:
         if not (0 < eps <= 1) or attack_steps < 1:
             raise ValueError(f"adversarial training needs eps in (0, 1] and attack_steps >= 1, got {eps}, {attack_steps}")
         self.model, self.head, self.images, self.labels, self.cfg = model, head, images, labels, cfg
-        self.eps, self.attack_steps = float(eps), int(attack_steps)
+        self.eps, self.attack_steps, self.val_pairs = float(eps), int(attack_steps), val_pairs
         self.classes = IdentityClasses(labels[train])
         self.classes.check(head.num_classes)
         self.val = val[_known_val(self.classes, labels, val)]
@@ -68,9 +77,9 @@ class AdversarialBatches:
         self.stream = BatchStream(train, cfg.batch_size, self.rng)
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """A source batch: images (B, 3, H, W) in [0, 1] (flipped at random if cfg.flip), labels (B,)."""
+        """A source batch: images (B, 3, H, W) in [0, 1] (augmented as ``cfg.augment``), labels (B,)."""
         idx = self.stream.next()
-        x = load_batch(self.images, idx, self.rng if self.cfg.flip else None, self.device)
+        x = load_batch(self.images, idx, self.device, self.cfg.augment, self.rng)
         return x, self.classes.targets(self.labels[idx], self.device)
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
@@ -86,22 +95,27 @@ class AdversarialBatches:
 
     def validate(self) -> dict[str, float]:
         """Clean CE (``loss_a``) and CE under the training attack (``loss_adv``, fixed seed) on the
-        validation images of training identities, with the head's margin."""
+        validation images of training identities, with the head's margin; with ``val_pairs`` also the clean
+        verification accuracy on them (``val_accuracy``)."""
         clean, adv = [], []
         for part in _val_slices(len(self.val)):
             idx = self.val[part]
-            x = load_batch(self.images, idx, None, self.device)
+            x = load_batch(self.images, idx, self.device)
             y = self.classes.targets(self.labels[idx], self.device)
             x_adv = self.attack(x, classification(self.logits, y), seed=self.cfg.seed)
             clean.append((F.cross_entropy(self.head(self.model(x), y), y).item(), len(idx)))
             adv.append((F.cross_entropy(self.head(self.model(x_adv), y), y).item(), len(idx)))
-        return {"loss_a": _mean(clean), "loss_adv": _mean(adv)}
+        out = {"loss_a": _mean(clean), "loss_adv": _mean(adv)}
+        if self.val_pairs is not None:
+            out[ACCURACY] = val_pair_accuracy(self.model, self.val_pairs)[0]
+        return out
 
 
 def _fit(batches: AdversarialBatches, step: StepFn, steps: int, name: str) -> dict:
+    """:func:`~benchmark.train.loop.fit` tracking ``loss_adv`` and keeping the last epoch (module docstring)."""
     return fit(
         [batches.model, batches.head], step, batches.validate, steps, batches.cfg.batch_size, batches.cfg,
-        ("loss_adv",), f"{name} {batches.model.backbone_name}",
+        ("loss_adv",), f"{name} {batches.model.backbone_name}", keep_best=False,
     )
 
 
@@ -112,13 +126,15 @@ def _steps(train: np.ndarray, cfg: TrainConfig, epoch_images: int | None) -> int
 def train_pgd_at(
     model: FaceModel, head: Head, images: np.ndarray, labels: np.ndarray, train: np.ndarray, val: np.ndarray,
     cfg: TrainConfig, eps: float, attack_steps: int, epoch_images: int | None = None,
+    val_pairs: ValPairs | None = None,
 ) -> dict:
     """Madry et al.'s PGD-AT: every step minimises CE(head(model(x_adv)), y), x_adv = untargeted PGD.
 
     images uint8 (N, H, W, 3), labels (N,), train/val index arrays; epoch_images as in
-    :func:`~benchmark.train.loop.train_supervised`. Returns the history (module docstring).
+    :func:`~benchmark.train.loop.train_supervised`; val_pairs as in :class:`AdversarialBatches`.
+    Returns the history (module docstring).
     """
-    b = AdversarialBatches(model, head, images, labels, train, val, cfg, eps, attack_steps)
+    b = AdversarialBatches(model, head, images, labels, train, val, cfg, eps, attack_steps, val_pairs)
 
     def step() -> tuple[torch.Tensor, dict[str, float]]:
         x, y = b.next()
@@ -134,12 +150,13 @@ def train_pgd_at(
 def train_trades(
     model: FaceModel, head: Head, images: np.ndarray, labels: np.ndarray, train: np.ndarray, val: np.ndarray,
     cfg: TrainConfig, eps: float, attack_steps: int, beta: float, epoch_images: int | None = None,
+    val_pairs: ValPairs | None = None,
 ) -> dict:
     """TRADES: x' = PGD maximising KL(p(x) || p(x')) from eval-mode source logits, then minimise
     CE(x) + beta * KL(p(x) || p(x')) (beta >= 0). Arguments as :func:`train_pgd_at`."""
     if beta < 0:
         raise ValueError(f"TRADES beta must be >= 0, got {beta}")
-    b = AdversarialBatches(model, head, images, labels, train, val, cfg, eps, attack_steps)
+    b = AdversarialBatches(model, head, images, labels, train, val, cfg, eps, attack_steps, val_pairs)
 
     def step() -> tuple[torch.Tensor, dict[str, float]]:
         x, y = b.next()
@@ -161,7 +178,7 @@ def train_trades(
 def train_hardened(
     model: FaceModel, head: Head, images: np.ndarray, labels: np.ndarray, train: np.ndarray, val: np.ndarray,
     cfg: TrainConfig, eps: float, attack_steps: int, term: HardeningTerm, gate: PerformanceGate,
-    epoch_images: int | None = None,
+    epoch_images: int | None = None, val_pairs: ValPairs | None = None,
 ) -> dict:
     """The patent's dynamic training. Each step draws a source batch (x, y) of B images:
 
@@ -176,7 +193,7 @@ def train_hardened(
     """
     if gate.steps:
         raise ValueError(f"train_hardened needs a fresh gate, got one with {gate.steps} recorded steps")
-    b = AdversarialBatches(model, head, images, labels, train, val, cfg, eps, attack_steps)
+    b = AdversarialBatches(model, head, images, labels, train, val, cfg, eps, attack_steps, val_pairs)
     targets_gen = torch.Generator().manual_seed(cfg.seed)
     half = cfg.batch_size // 2
 

@@ -2,8 +2,9 @@
 images/s of the simplest loop over the same model, data and batch size, measured in the same process.
 
 The bare loop converts the training images to one float tensor up front and then only indexes it,
-runs forward, cross-entropy (plus LossB for the semi-supervised model), backward and an AdamW step:
-no augmentation, no schedule, no logging, no progress bar. The training loop's figure is its
+applies the loop's augmentation (``TrainConfig.augment``, :func:`~benchmark.train.augment.augment_batch`:
+work both sides do, so the ratio measures the loop's own cost), runs forward, cross-entropy (plus LossB for
+the semi-supervised model), backward and an AdamW step: no schedule, no logging, no progress bar. The training loop's figure is its
 ``images_per_second`` (training steps only; its per-epoch validation is work the bare loop does not do,
 and is reported apart as ``seconds``). The target is a ratio of at least 0.8.
 
@@ -26,6 +27,7 @@ import torch.nn.functional as F
 from benchmark.models.autoencoder import SemiSupervisedAE, combine
 from benchmark.models.face_model import FaceModel, to_float_nchw
 from benchmark.models.heads import Head
+from benchmark.train.augment import augment_batch
 from benchmark.train.common import IdentityClasses, TrainConfig
 from benchmark.train.loop import train_semisupervised, train_supervised
 
@@ -40,12 +42,13 @@ def bare_images_per_second(
     steps: int,
     cfg: TrainConfig,
 ) -> float:
-    """Images/s of ``steps`` bare training steps (batch ``cfg.batch_size``, lr ``cfg.lr``).
+    """Images/s of ``steps`` bare training steps (batch ``cfg.batch_size``, lr ``cfg.lr``, ``cfg.augment``).
 
     With a :class:`SemiSupervisedAE` and ``unlabelled`` indices each step also takes ``batch_size``
     unlabelled images through LossB, as the semi-supervised loop does; images/s counts both.
     """
     torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
     semi = isinstance(model, SemiSupervisedAE)
     x_lab = to_float_nchw(images[labelled])
     y_lab = torch.from_numpy(np.searchsorted(IdentityClasses(labels[labelled]).classes, labels[labelled]))
@@ -58,11 +61,12 @@ def bare_images_per_second(
     for _ in range(steps):
         i = torch.randint(len(x_lab), (n,))
         if semi:
-            downs = model.encode(torch.cat([x_lab[i], x_unl[torch.randint(len(x_unl), (n,))]]))
+            x = torch.cat([x_lab[i], x_unl[torch.randint(len(x_unl), (n,))]])
+            downs = model.encode(augment_batch(x, cfg.augment, rng))
             loss_a = F.cross_entropy(head(model.embedding(downs[2][:n]), y_lab[i]), y_lab[i])
             loss = combine(loss_a, sum(model.skip_losses(tuple(d[n:] for d in downs))), cfg.g)
         else:
-            loss = F.cross_entropy(head(model(x_lab[i]), y_lab[i]), y_lab[i])
+            loss = F.cross_entropy(head(model(augment_batch(x_lab[i], cfg.augment, rng)), y_lab[i]), y_lab[i])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -1,9 +1,14 @@
-"""What every training loop shares: its configuration, batches, identity classes, optimizer and schedule.
+"""What every training loop shares: its configuration, batches, identity classes, optimizer and schedule,
+and the early-stopping signal on validation pairs.
 
 Batches are drawn from uint8 (N, H, W, 3) arrays by index and converted on the fly to float32 NCHW in
-[0, 1] (one ``torch.from_numpy`` + ``permute`` + ``/ 255`` per batch, no per-image Python loop), with a
-random horizontal flip as augmentation. Sampling and flips come from one ``numpy`` generator seeded by
-``TrainConfig.seed``, so a run is deterministic on the CPU.
+[0, 1] (one ``torch.from_numpy`` + ``permute`` + ``/ 255`` per batch, no per-image Python loop), then
+augmented on the model's device (:mod:`benchmark.train.augment`). Sampling and augmentation draw from one
+``numpy`` generator seeded by ``TrainConfig.seed``, so a run is deterministic on the CPU.
+
+:func:`val_pair_accuracy` is the verification accuracy of a model on :class:`ValPairs` (pairs of
+validation identities, disjoint from the training ones) at its best threshold: the signal the loops stop
+on and pick their best epoch by.
 """
 
 from __future__ import annotations
@@ -14,8 +19,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from benchmark.evaluation.verification import best_threshold, cosine_scores
 from benchmark.models.autoencoder import check_g
-from benchmark.models.face_model import to_float_nchw
+from benchmark.models.checkpoint import embed_images
+from benchmark.models.face_model import FaceModel, to_float_nchw
+from benchmark.train.augment import AUGMENTATIONS, augment_batch
 
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("cosine", "step")
@@ -26,16 +34,21 @@ class TrainConfig:
     """Knobs of a training run. The defaults train the patent's model on the default data (64x64,
     label_fraction 0.25) in about 90 s (semi-supervised) and 25 s (supervised-only) on 2 CPU cores.
 
-    max_epochs:   cap on epochs; training stops earlier once every tracked loss has converged.
+    max_epochs:   cap on epochs; training stops earlier once every tracked curve has converged.
     batch_size:   images per step (per stream: a semi-supervised step takes this many labelled and
                   this many unlabelled images).
     optimizer:    "adamw" (decoupled weight decay, Loshchilov & Hutter 2019) or "sgd" (momentum 0.9, Nesterov).
     lr:           peak learning rate; weight_decay: decoupled (AdamW) or L2 (SGD) weight decay.
     schedule:     "cosine" (per step, from lr to 0 over max_epochs) or "step" (x0.1 at 50% and 75% of max_epochs).
-    patience, min_delta: the plateau rule of :mod:`benchmark.train.convergence`, on the validation curves.
+    patience, min_delta: the plateau rule of :mod:`benchmark.train.convergence`, on the validation curves:
+                  min_delta is relative for a loss (0.01 = 1% of its best) and absolute for the validation
+                  pairs' accuracy (0.01 = one point).
     g:            weight of LossA in Loss = g * LossA + (1 - g) * LossB, in (0.5, 1) (semi-supervised only).
-    flip:         random horizontal flips (probability 0.5) as augmentation.
-    seed:         seeds sampling, flips and torch's RNG.
+    augment:      training augmentation (:mod:`benchmark.train.augment`): "standard" (flip, shift/scale,
+                  colour jitter), "flip" (horizontal flip only) or "none".
+    keep_best:    with validation pairs, end with the weights of the epoch of best ``val_accuracy`` instead of
+                  the last epoch's (the adversarial loops always keep the last epoch).
+    seed:         seeds sampling, augmentation and torch's RNG.
     threads:      torch.set_num_threads for the run; 0 leaves the current setting.
     progress:     show a tqdm bar (one tick per epoch, losses in its postfix).
     """
@@ -49,7 +62,8 @@ class TrainConfig:
     patience: int = 4
     min_delta: float = 0.01
     g: float = 0.75
-    flip: bool = True
+    augment: str = "standard"
+    keep_best: bool = True
     seed: int = 0
     threads: int = 0
     progress: bool = True
@@ -66,6 +80,8 @@ class TrainConfig:
             raise ValueError(
                 f"need lr > 0, weight_decay >= 0, threads >= 0; got {self.lr}, {self.weight_decay}, {self.threads}"
             )
+        if self.augment not in AUGMENTATIONS:
+            raise ValueError(f"augment {self.augment!r} not allowed; choose from {AUGMENTATIONS}")
         check_g(self.g)
 
 
@@ -92,14 +108,38 @@ class BatchStream:
 
 
 def load_batch(
-    images: np.ndarray, idx: np.ndarray, rng: np.random.Generator | None, device: torch.device
+    images: np.ndarray,
+    idx: np.ndarray,
+    device: torch.device,
+    augment: str = "none",
+    rng: np.random.Generator | None = None,
 ) -> torch.Tensor:
-    """uint8 images[idx] -> float32 (B, 3, H, W) in [0, 1] on ``device``; flips half at random when ``rng``."""
-    x = to_float_nchw(images[idx])
-    if rng is not None:
-        flip = torch.from_numpy(rng.random(len(idx)) < 0.5)
-        x[flip] = x[flip].flip(3)
-    return x.to(device, non_blocking=True)
+    """uint8 images[idx] -> float32 (B, 3, H, W) in [0, 1] on ``device``, augmented there by ``augment``
+    (one of ``AUGMENTATIONS``) with random numbers from ``rng`` (needed unless ``augment`` is "none")."""
+    x = to_float_nchw(images[idx]).to(device, non_blocking=True)
+    if augment == "none":
+        return x
+    if rng is None:
+        raise ValueError(f"augment {augment!r} needs a random generator")
+    return augment_batch(x, augment, rng)
+
+
+@dataclass(frozen=True)
+class ValPairs:
+    """Verification pairs on validation identities (identity-disjoint from training)."""
+
+    images: np.ndarray  # uint8 (M, H, W, 3), the images the pairs index
+    pairs: np.ndarray  # int64 (P, 2), indices into images
+    is_same: np.ndarray  # (P,) 1 genuine / 0 impostor
+
+
+def val_pair_accuracy(model: FaceModel, val_pairs: ValPairs) -> tuple[float, float]:
+    """(accuracy, threshold): verification accuracy of ``model`` on ``val_pairs`` at the accuracy-maximizing
+    cosine threshold (:func:`~benchmark.evaluation.verification.best_threshold`). Embeds in eval mode
+    without gradients and restores the model's train/eval mode."""
+    scores = cosine_scores(embed_images(model, val_pairs.images), val_pairs.pairs)
+    threshold, accuracy = best_threshold(scores, val_pairs.is_same)
+    return accuracy, threshold
 
 
 class IdentityClasses:

@@ -2,21 +2,34 @@
 (patent CN112364828B: Loss = g * LossA + (1 - g) * LossB).
 
 Both take uint8 (N, H, W, 3) images, integer identity labels (N,) and index arrays from the protocol
-(:mod:`benchmark.data.protocol`); batches are converted on the fly (:mod:`benchmark.train.common`).
-After every epoch each tracked loss is measured on the validation slice (eval mode, no augmentation)
-and the plateau rule (:mod:`benchmark.train.convergence`) is applied: training ends when every tracked
-loss has converged (LossA; LossA and LossB for the semi-supervised model, claim 2), or at ``max_epochs``.
+(:mod:`benchmark.data.protocol`); batches are converted and augmented on the fly
+(:mod:`benchmark.train.common`, ``TrainConfig.augment``). After every epoch the losses are measured on the
+validation slice (eval mode, no augmentation) and, given :class:`~benchmark.train.common.ValPairs`, the
+verification accuracy on those pairs (``val_accuracy``); the plateau rule (:mod:`benchmark.train.convergence`)
+is applied to the tracked curves, and training ends when every one has converged, or at ``max_epochs``:
+
+* supervised: ``val_accuracy`` (LossA without validation pairs);
+* semi-supervised (claim 2, "both losses converge"): LossB and the supervised side's ``val_accuracy``
+  (LossA and LossB without validation pairs). LossA is logged either way.
+
+A cross-entropy on the training identities keeps falling while the embedding memorizes them (on real faces
+the training loss goes to 0 while the validation one stays flat); the accuracy on pairs of unseen
+identities is what recognition needs, so it is what stops training and, with ``TrainConfig.keep_best``,
+picks the epoch whose weights are kept (the last one otherwise, and always without validation pairs).
 
 The returned history holds, for every loss, the per-epoch mean over training steps and the validation
 value (``curves[name]["train" | "val"]``, epoch 1 first), ``converged_at`` (1-based epoch or None),
 ``epochs``, ``seconds`` (wall clock, validation included), ``train_seconds`` and ``images_per_second``
 (images through the network per second of training steps, the figure :mod:`benchmark.train.bare`
-compares with a bare PyTorch loop), and for the semi-supervised model the per-epoch
+compares with a bare PyTorch loop), ``best_epoch`` and ``best_val_accuracy`` (1-based epoch of the highest
+``val_accuracy`` and its value; None without validation pairs), ``kept_epoch`` (the epoch whose weights the
+modules hold on return), and for the semi-supervised model the per-epoch
 :func:`~benchmark.models.autoencoder.collapse_stats` of the validation images (``collapse``).
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable
 
@@ -33,14 +46,17 @@ from benchmark.train.common import (
     BatchStream,
     IdentityClasses,
     TrainConfig,
+    ValPairs,
     load_batch,
     make_optimizer,
     make_schedule,
+    val_pair_accuracy,
 )
 from benchmark.train.convergence import all_converged
 
 StepFn = Callable[[], tuple[torch.Tensor, dict[str, float]]]
 ValFn = Callable[[], dict[str, float]]
+ACCURACY = "val_accuracy"
 
 
 def fit(
@@ -52,12 +68,17 @@ def fit(
     cfg: TrainConfig,
     tracked: tuple[str, ...],
     desc: str,
+    keep_best: bool = False,
 ) -> dict:
-    """Run epochs of ``step`` (returns the loss to minimise and the losses to log) until every loss in
+    """Run epochs of ``step`` (returns the loss to minimise and the losses to log) until every curve in
     ``tracked`` has converged on ``validate``'s values, or ``max_epochs``; returns the history and
     leaves ``modules`` in eval mode. A name that only ``step`` logs (or only ``validate`` returns) gets a
-    train-only (val-only) curve; ``tracked`` names need a validation value. The progress bar's postfix
-    shows each tracked loss as train/val."""
+    train-only (val-only) curve; ``tracked`` names need a validation value. ``val_accuracy`` (``ACCURACY``)
+    is judged higher-is-better, every other curve lower-is-better.
+
+    keep_best: when ``validate`` returns ``val_accuracy``, deep-copy the state_dicts of ``modules`` at each
+    epoch that raises its best value and load the best epoch's back at the end (first epoch on a tie).
+    The progress bar's postfix shows each tracked curve as train/val, and ``val_accuracy`` when present."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     params = [p for m in modules for p in m.parameters() if p.requires_grad]
@@ -66,6 +87,7 @@ def fit(
     curves: dict[str, dict[str, list[float]]] = {}
     converged: dict[str, int | None] = {name: None for name in tracked}
     start, train_seconds, epoch = time.perf_counter(), 0.0, 0
+    best_epoch, best_accuracy, snapshot = None, float("-inf"), None
     bar = tqdm(total=cfg.max_epochs, desc=desc, unit="epoch", disable=not cfg.progress)
     while epoch < cfg.max_epochs and not all(converged.values()):
         epoch += 1
@@ -92,10 +114,20 @@ def fit(
                 curve["train"].append(sums[k] / steps_per_epoch)
             if k in val:
                 curve["val"].append(val[k])
-        converged = all_converged({k: curves[k]["val"] for k in tracked}, cfg.patience, cfg.min_delta)
+        if val.get(ACCURACY, float("nan")) > best_accuracy:
+            best_epoch, best_accuracy = epoch, val[ACCURACY]
+            if keep_best:
+                snapshot = [copy.deepcopy(m.state_dict()) for m in modules]
+        converged = all_converged(
+            {k: curves[k]["val"] for k in tracked}, cfg.patience, cfg.min_delta, maximize=(ACCURACY,)
+        )
+        shown = tracked + ((ACCURACY,) if ACCURACY in val and ACCURACY not in tracked else ())
         bar.update(1)
-        bar.set_postfix({k: "/".join(f"{c[-1]:.3f}" for c in curves[k].values() if c) for k in tracked})
+        bar.set_postfix({k: "/".join(f"{c[-1]:.3f}" for c in curves[k].values() if c) for k in shown})
     bar.close()
+    if snapshot is not None:
+        for m, state in zip(modules, snapshot):
+            m.load_state_dict(state)
     for m in modules:
         m.eval()
     return {
@@ -106,6 +138,9 @@ def fit(
         "seconds": time.perf_counter() - start,
         "train_seconds": train_seconds,
         "images_per_second": epoch * steps_per_epoch * images_per_step / max(train_seconds, 1e-9),
+        "best_epoch": best_epoch,
+        "best_val_accuracy": best_accuracy if best_epoch is not None else None,
+        "kept_epoch": best_epoch if snapshot is not None else epoch,
     }
 
 
@@ -142,6 +177,7 @@ def train_supervised(
     val: np.ndarray,
     cfg: TrainConfig,
     epoch_images: int | None = None,
+    val_pairs: ValPairs | None = None,
 ) -> dict:
     """Train ``model`` and ``head`` with cross-entropy on the head's margin logits (LossA) on ``train``.
 
@@ -152,6 +188,8 @@ def train_supervised(
     the patent's model passes the semi-supervised epoch, ``max(len(labelled), len(unlabelled))``, so both
     take the same labelled batches per epoch and differ only by LossB; it also keeps a tiny labelled set
     (label_fraction 0.05: 2 steps an epoch) from being declared converged after a handful of steps.
+    val_pairs: verification pairs of validation identities; when given, training stops on their accuracy
+    (``val_accuracy``) and, with ``cfg.keep_best``, keeps the best epoch's weights.
     Returns the history (module docstring).
     """
     classes = IdentityClasses(labels[train])
@@ -165,7 +203,7 @@ def train_supervised(
     def step() -> tuple[torch.Tensor, dict[str, float]]:
         idx = stream.next()
         y = classes.targets(labels[idx], device)
-        loss = F.cross_entropy(head(model(load_batch(images, idx, rng if cfg.flip else None, device)), y), y)
+        loss = F.cross_entropy(head(model(load_batch(images, idx, device, cfg.augment, rng)), y), y)
         return loss, {"loss_a": loss.item()}
 
     def validate() -> dict[str, float]:
@@ -173,12 +211,16 @@ def train_supervised(
         for part in _val_slices(len(val)):
             idx = val[part]
             y = classes.targets(labels[idx], device)
-            out.append((F.cross_entropy(head(model(load_batch(images, idx, None, device)), y), y).item(), len(idx)))
-        return {"loss_a": _mean(out)}
+            out.append((F.cross_entropy(head(model(load_batch(images, idx, device)), y), y).item(), len(idx)))
+        if val_pairs is None:
+            return {"loss_a": _mean(out)}
+        return {"loss_a": _mean(out), ACCURACY: val_pair_accuracy(model, val_pairs)[0]}
 
     steps = -(-(epoch_images or len(train)) // cfg.batch_size)
+    tracked = ("loss_a",) if val_pairs is None else (ACCURACY,)
     return fit(
-        [model, head], step, validate, steps, cfg.batch_size, cfg, ("loss_a",), f"supervised {model.backbone_name}"
+        [model, head], step, validate, steps, cfg.batch_size, cfg, tracked, f"supervised {model.backbone_name}",
+        keep_best=cfg.keep_best,
     )
 
 
@@ -191,13 +233,16 @@ def train_semisupervised(
     unlabelled: np.ndarray,
     val: np.ndarray,
     cfg: TrainConfig,
+    val_pairs: ValPairs | None = None,
 ) -> dict:
     """Train the patent's model: each step takes ``batch_size`` labelled images (LossA through the fully
     connected layer and ``head``) and ``batch_size`` unlabelled ones (LossB = Loss1 + Loss2 + Loss3) in one
     encoder pass, and minimises g * LossA + (1 - g) * LossB. An epoch is one pass over the larger of the
     two sets. With no unlabelled images (label_fraction 1.0) LossB uses the labelled images, labels unused.
 
-    Validation: LossA on the ``val`` images of labelled identities, LossB on all ``val`` images.
+    Validation: LossA on the ``val`` images of labelled identities, LossB on all ``val`` images, and given
+    ``val_pairs`` the accuracy of ``model.face`` on them (``val_accuracy``), which then replaces LossA in the
+    stopping rule and, with ``cfg.keep_best``, picks the epoch whose weights are kept.
     Returns the history (module docstring), with curves for loss, loss_a, loss_b and loss1-3.
     """
     classes = IdentityClasses(labels[labelled])
@@ -214,8 +259,9 @@ def train_semisupervised(
 
     def step() -> tuple[torch.Tensor, dict[str, float]]:
         il, iu = lab.next(), unl.next()
-        flip = rng if cfg.flip else None
-        downs = model.encode(torch.cat([load_batch(images, il, flip, device), load_batch(images, iu, flip, device)]))
+        downs = model.encode(
+            torch.cat([load_batch(images, il, device, cfg.augment, rng), load_batch(images, iu, device, cfg.augment, rng)])
+        )
         y = classes.targets(labels[il], device)
         loss_a = F.cross_entropy(head(model.embedding(downs[2][:n]), y), y)
         parts = model.skip_losses(tuple(d[n:] for d in downs))
@@ -235,7 +281,7 @@ def train_semisupervised(
         sums: dict[str, list[tuple[float, int]]] = {}
         for part in _val_slices(len(val)):
             idx, known = val[part], known_val[part]
-            x = load_batch(images, idx, None, device)
+            x = load_batch(images, idx, device)
             downs = model.encode(x)
             parts = model.skip_losses(downs)
             for k, v in zip(("loss1", "loss2", "loss3"), parts):
@@ -247,11 +293,14 @@ def train_semisupervised(
                 sums.setdefault("loss_a", []).append((loss_a.item(), int(known.sum())))
         out = {k: _mean(v) for k, v in sums.items()}
         out["loss"] = cfg.g * out["loss_a"] + (1 - cfg.g) * out["loss_b"]
-        for k, v in collapse_stats(model, load_batch(images, val[:256], None, device)).items():
+        for k, v in collapse_stats(model, load_batch(images, val[:256], device)).items():
             collapse.setdefault(k, []).append(v)
+        if val_pairs is not None:
+            out[ACCURACY] = val_pair_accuracy(model.face, val_pairs)[0]
         return out
 
     steps = -(-max(len(labelled), len(unlabelled)) // n)
-    history = fit([model, head], step, validate, steps, 2 * n, cfg, ("loss_a", "loss_b"), "semi-supervised")
+    tracked = ("loss_a", "loss_b") if val_pairs is None else (ACCURACY, "loss_b")
+    history = fit([model, head], step, validate, steps, 2 * n, cfg, tracked, "semi-supervised", keep_best=cfg.keep_best)
     history["collapse"] = collapse
     return history

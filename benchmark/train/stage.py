@@ -1,14 +1,19 @@
 """The training stages: ``supervised``, ``semisupervised``, ``timm_reference``, and the adversarial ones:
 ``adversarial`` (the patent CN116665282A's gated hardening), ``pgd_at`` and ``trades`` (its baselines).
 
-Each reads the data stage's faces and protocol, trains on the labelled training images (the
-semi-supervised stage also on the unlabelled ones), evaluates verification on the test pairs with the
-shared protocol, and writes (atomically):
+Each reads the data stage's training source and protocol, trains on the training images (``images: all``)
+or on the labelled ones only (``images: labelled``, the semi-supervised study's baseline; the semi-supervised
+stage always takes the labelled images for LossA and the unlabelled ones for LossB), stops early on the
+verification accuracy of the validation identities' pairs and keeps the best epoch (the adversarial stages
+keep the last), chooses its operating thresholds on those validation pairs, measures verification on the
+training source's test pairs, and writes (atomically):
 
-* ``<artifacts>/models/<stage>.pt``: the FaceModel (checkpoint.load_model reads it back);
+* ``<artifacts>/models/<stage>.pt``: the FaceModel (checkpoint.load_model reads it back); its meta holds
+  ``validation`` (:func:`validation_meta`: the thresholds every consumer deploys the model with);
 * ``<reports>/metrics/<stage>.json``: ``verification`` (accuracy_mean, accuracy_std, auc, eer,
-  tar_at_far_1e-2, tar_at_far_1e-3), ``train_seconds``, ``epochs``, ``params`` (parameter count of the
-  recognition model), ``converged_at``, ``images_per_second``;
+  tar_at_far_1e-2, tar_at_far_1e-3 on the test pairs), ``validation`` (threshold, accuracy, thresholds at
+  FAR), ``train_seconds``, ``epochs``, ``params`` (parameter count of the recognition model),
+  ``converged_at``, ``best_epoch``, ``images_per_second``;
 * ``<reports>/plots/<stage>_curves.json``: per-epoch train/val losses (for ``dvc plots``).
 
 The adversarial stages add ``adversarial_fraction`` (share of steps with the term on / adversarial
@@ -19,7 +24,6 @@ writes ``<reports>/plots/<stage>_gate.json`` (per step: source loss, threshold, 
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,36 +40,22 @@ from benchmark.config import (
     TradesConfig,
     as_dict,
 )
+from benchmark.data.dataset import Dataset, load_dataset
 from benchmark.data.protocol import Protocol
 from benchmark.evaluation.verification import cosine_scores, verification_report
 from benchmark.models.autoencoder import SemiSupervisedAE
 from benchmark.models.checkpoint import embed_images, save_model
-from benchmark.models.face_model import FaceModel, build_face_model
-from benchmark.models.registry import BACKBONES, create_head
+from benchmark.models.face_model import FaceModel
+from benchmark.models.registry import create_head
 from benchmark.models.heads import Head
 from benchmark.train.adversarial import train_hardened, train_pgd_at, train_trades
-from benchmark.train.common import TrainConfig
+from benchmark.train.common import TrainConfig, ValPairs
 from benchmark.train.gate import PerformanceGate
 from benchmark.train.hardening import HardeningTerm
 from benchmark.train.loop import train_semisupervised, train_supervised
+from benchmark.train.recipe import build_model, train_config, training_images, val_pairs, validation_meta
 
 STAGES = ("supervised", "semisupervised", "timm_reference", "adversarial", "pgd_at", "trades")
-
-
-@dataclass
-class Dataset:
-    """The data stage's outputs: images uint8 (N, H, W, 3), labels (N,), the protocol."""
-
-    images: np.ndarray
-    labels: np.ndarray
-    protocol: Protocol
-
-
-def load_dataset(params: Params) -> Dataset:
-    """Read ``<artifacts>/data/faces.npz`` and ``protocol.npz``."""
-    folder = Path(params.paths.artifacts) / "data"
-    with np.load(folder / "faces.npz") as faces, np.load(folder / "protocol.npz") as proto:
-        return Dataset(faces["images"], faces["labels"], Protocol.from_arrays(dict(proto)))
 
 
 @dataclass
@@ -79,19 +69,6 @@ class TrainResult:
     protocol: Protocol
 
 
-def train_config(cfg: SupervisedConfig, seed: int) -> TrainConfig:
-    """The loop's TrainConfig from a stage section of params.yaml."""
-    keys = [f for f in TrainConfig.__dataclass_fields__ if hasattr(cfg, f)]
-    return TrainConfig(**{k: getattr(cfg, k) for k in keys}, seed=seed)
-
-
-def build_model(cfg: SupervisedConfig, image_size: int, seed: int) -> FaceModel:
-    """The stage's FaceModel; backbones whose factory takes ``image_size`` get the data's crop size."""
-    takes_size = "image_size" in inspect.signature(BACKBONES.get(cfg.backbone)).parameters
-    kwargs = {"image_size": image_size} if takes_size else {}
-    return build_face_model(cfg.backbone, seed=seed, embedding_dim=cfg.embedding_dim, **kwargs)
-
-
 def run(stage: str, params: Params, data: Dataset | None = None) -> TrainResult:
     """Train and evaluate one stage (a name in :data:`STAGES`) with validated ``params``."""
     if stage not in STAGES:
@@ -101,32 +78,40 @@ def run(stage: str, params: Params, data: Dataset | None = None) -> TrainResult:
     p, seed = data.protocol, params.seed
     torch.manual_seed(seed)
     model = build_model(cfg, data.images.shape[1], seed)
-    head = create_head(cfg.head, embedding_dim=cfg.embedding_dim, num_classes=len(np.unique(data.labels[p.labelled])), seed=seed)
+    semi = isinstance(cfg, SemiSupervisedConfig)
+    train_idx = p.labelled if semi else training_images(cfg, p)
+    head = create_head(cfg.head, embedding_dim=cfg.embedding_dim, num_classes=len(np.unique(data.labels[train_idx])), seed=seed)
     loop_cfg = train_config(cfg, seed)
-    if isinstance(cfg, SemiSupervisedConfig):
+    pairs = val_pairs(data)
+    if semi:
         history = train_semisupervised(
-            SemiSupervisedAE(model), head, data.images, data.labels, p.labelled, p.unlabelled, p.val, loop_cfg
+            SemiSupervisedAE(model), head, data.images, data.labels, p.labelled, p.unlabelled, p.val, loop_cfg,
+            val_pairs=pairs,
         )
     elif isinstance(cfg, AdversarialTrainingConfig):
-        history = train_adversarial(cfg, model, head, data, loop_cfg)
+        history = train_adversarial(cfg, model, head, data, train_idx, pairs, loop_cfg)
     else:
-        # Epochs as long as the semi-supervised stage's (one pass over the larger of the labelled and
+        # Epochs at least as long as the semi-supervised stage's (one pass over the larger of the labelled and
         # unlabelled sets), so both see the same number of steps whatever label_fraction is.
-        epoch_images = max(len(p.labelled), len(p.unlabelled))
-        history = train_supervised(model, head, data.images, data.labels, p.labelled, p.val, loop_cfg, epoch_images=epoch_images)
+        epoch_images = max(len(train_idx), len(p.unlabelled))
+        history = train_supervised(model, head, data.images, data.labels, train_idx, p.val, loop_cfg,
+                                   epoch_images=epoch_images, val_pairs=pairs)
 
+    validation = validation_meta(model, pairs)
     scores = cosine_scores(embed_images(model, data.images), p.pairs)
     report = verification_report(scores, p.is_same, p.folds)
-    keys = ("accuracy_mean", "accuracy_std", "auc", "eer", "tar_at_far_1e-2", "tar_at_far_1e-3", "threshold")
+    keys = ("accuracy_mean", "accuracy_std", "auc", "eer", "tar_at_far_1e-2", "tar_at_far_1e-3")
     metrics = {
         "verification": {k: report[k] for k in keys},
+        "validation": {k: validation["plain"][k] for k in ("threshold", "accuracy", "threshold_at_far", "pairs")},
         "train_seconds": round(history["train_seconds"], 2),
         "epochs": history["epochs"],
         "params": sum(t.numel() for t in model.parameters()),
         "converged_at": history["converged_at"],
+        "best_epoch": history.get("best_epoch"),
         "images_per_second": round(history["images_per_second"], 1),
-        "labelled_images": int(len(p.labelled)),
-        "unlabelled_images": int(len(p.unlabelled)) if isinstance(cfg, SemiSupervisedConfig) else 0,
+        "labelled_images": int(len(train_idx)),
+        "unlabelled_images": int(len(p.unlabelled)) if semi else 0,
     }
     artifacts, reports = Path(params.paths.artifacts), Path(params.paths.reports)
     if isinstance(cfg, AdversarialTrainingConfig):
@@ -136,27 +121,27 @@ def run(stage: str, params: Params, data: Dataset | None = None) -> TrainResult:
         if gate:
             io.write_json(reports / "plots" / f"{stage}_gate.json", gate_rows(gate))
             io.write_json(reports / "plots" / f"{stage}_switches.json", gate["switches"])
-    save_model(model, artifacts / "models" / f"{stage}.pt", {"stage": stage, "config": as_dict(cfg), "seed": seed, **metrics})
+    save_model(model, artifacts / "models" / f"{stage}.pt",
+               {"stage": stage, "config": as_dict(cfg), "seed": seed, **metrics, "validation": validation})
     io.write_json(reports / "plots" / f"{stage}_curves.json", curve_rows(history))
     io.write_json(reports / "metrics" / f"{stage}.json", metrics)
     return TrainResult(model, history, scores, metrics, p)
 
 
-def train_adversarial(
-    cfg: AdversarialTrainingConfig, model: FaceModel, head: Head, data: Dataset, loop_cfg: TrainConfig
-) -> dict:
-    """Train an adversarial stage on the labelled images, with the supervised stage's epoch length:
+def train_adversarial(cfg: AdversarialTrainingConfig, model: FaceModel, head: Head, data: Dataset,
+                      train_idx: np.ndarray, pairs: ValPairs, loop_cfg: TrainConfig) -> dict:
+    """Train an adversarial stage on ``train_idx``, with the supervised stage's epoch length:
     the gated hardening for a :class:`HardenedConfig`, TRADES for a :class:`TradesConfig`, else PGD-AT."""
     p = data.protocol
-    args = (model, head, data.images, data.labels, p.labelled, p.val, loop_cfg, cfg.eps, cfg.attack_steps)
-    epoch_images = max(len(p.labelled), len(p.unlabelled))
+    args = (model, head, data.images, data.labels, train_idx, p.val, loop_cfg, cfg.eps, cfg.attack_steps)
+    kw = {"epoch_images": max(len(train_idx), len(p.unlabelled)), "val_pairs": pairs}
     if isinstance(cfg, HardenedConfig):
         term = HardeningTerm(cfg.beta, cfg.gamma, cfg.margin)
         gate = PerformanceGate(cfg.threshold, cfg.hysteresis)
-        return train_hardened(*args, term, gate, epoch_images=epoch_images)
+        return train_hardened(*args, term, gate, **kw)
     if isinstance(cfg, TradesConfig):
-        return train_trades(*args, cfg.beta, epoch_images=epoch_images)
-    return train_pgd_at(*args, epoch_images=epoch_images)
+        return train_trades(*args, cfg.beta, **kw)
+    return train_pgd_at(*args, **kw)
 
 
 def gate_rows(gate: dict) -> list[dict]:
