@@ -300,9 +300,12 @@ class Params:
     timm_reference: SupervisedConfig = field(
         default_factory=lambda: SupervisedConfig(backbone="resnet18", max_epochs=30, images="labelled"))
     identify: IdentifyConfig = field(default_factory=IdentifyConfig)
-    adversarial: HardenedConfig = field(default_factory=lambda: HardenedConfig(images="labelled"))
-    pgd_at: AdversarialTrainingConfig = field(default_factory=lambda: AdversarialTrainingConfig(images="labelled"))
-    trades: TradesConfig = field(default_factory=lambda: TradesConfig(images="labelled"))
+    # Adversarial training of the 64 px synthetic faces underfits with the standard augmentation in 10 epochs
+    # (PGD-AT validation accuracy 0.70 vs 0.886 with flips only): the three adversarial stages flip only.
+    adversarial: HardenedConfig = field(default_factory=lambda: HardenedConfig(images="labelled", augment="flip"))
+    pgd_at: AdversarialTrainingConfig = field(
+        default_factory=lambda: AdversarialTrainingConfig(images="labelled", augment="flip"))
+    trades: TradesConfig = field(default_factory=lambda: TradesConfig(images="labelled", augment="flip"))
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     federated: FederatedConfig = field(default_factory=FederatedConfig)
 
