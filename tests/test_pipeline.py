@@ -93,9 +93,19 @@ def test_tiny_preset_runs_the_whole_pipeline(tmp_path):
 @pytest.mark.slow
 @pytest.mark.real_data
 def test_tiny_preset_runs_the_whole_pipeline_on_a_real_folder(tmp_path, real_data_dir):
-    orl = real_data_dir / "orl"
-    seconds = run_tiny_pipeline(tmp_path, {"data": {"source": "folder", "path": str(orl)}})
-    print(f"\ntiny preset on ORL, whole pipeline: {seconds:.0f} s")
+    # Prepare: train on ORL, report on its held-out identities and on Yale (a folder benchmark set)
+    benchmarks = [{"name": "heldout", "format": "split"},
+                  {"name": "yale", "format": "folder", "path": str(real_data_dir / "yale")}]
+    # Execute
+    seconds = run_tiny_pipeline(tmp_path, {"data": {"source": "folder", "path": str(real_data_dir / "orl"),
+                                                    "benchmarks": benchmarks}})
+    print(f"\ntiny preset on ORL with Yale as a benchmark set, whole pipeline: {seconds:.0f} s")
+    # Assert: every stage ran on real faces and every variant is reported on both sets, in the report too
     data = json.loads((tmp_path / "reports/metrics/data.json").read_text())
     assert data["identities"] == 40 and data["images"] == 400
-    assert "source: folder" in (tmp_path / "reports/index.html").read_text()
+    assert data["benchmarks"]["yale"]["identities"] == 15 and data["benchmarks"]["yale"]["overlap_identities"] == 0
+    evaluation = json.loads((tmp_path / "reports/metrics/evaluation.json").read_text())
+    assert all(list(per_set) == ["heldout", "yale"] for per_set in evaluation.values())
+    assert all(0.0 <= r["yale"]["verification"]["accuracy_mean"] <= 1.0 for r in evaluation.values())
+    page = (tmp_path / "reports/index.html").read_text()
+    assert "source: folder" in page and "heldout" in page and "yale" in page
