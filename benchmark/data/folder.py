@@ -268,8 +268,11 @@ def load_lfw(root: str | os.PathLike, pairs_path: str | os.PathLike, size: int |
                 raise DataError(f"{pairs_path}, line {line}: pair refers to a missing image "
                                 f"{_lfw_file(root, name, number)}")
     files = [_lfw_file(root, name, number) for name, number in keys]
-    kept, unusable = _prepare_all(preparer, files, lambda p: f"{prefix}/{p.relative_to(root).as_posix()}",
-                                  f"faces in {prefix}")
+
+    def rel(path: Path) -> str:
+        return f"{prefix}/{path.relative_to(root).as_posix()}"
+
+    kept, unusable = _prepare_all(preparer, files, rel, f"faces in {prefix}")
     order = sorted(kept)
     index = {keys[k]: n for n, k in enumerate(order)}
     pairs_kept = [r for r in raw if r[0] in index and r[1] in index]
@@ -279,7 +282,7 @@ def load_lfw(root: str | os.PathLike, pairs_path: str | os.PathLike, size: int |
     identities = sorted(set(names))
     label_of = {name: n for n, name in enumerate(identities)}
     faceset = _faceset([kept[k] for k in order], [label_of[name] for name in names], identities,
-                       [f"{prefix}/{files[k].relative_to(root).as_posix()}" for k in order], unusable)
+                       [rel(files[k]) for k in order], unusable)
     pairs = np.asarray([(index[a], index[b]) for a, b, _, _, _ in pairs_kept], dtype=np.int64)
     is_same = np.asarray([same for _, _, same, _, _ in pairs_kept], dtype=bool)
     folds = np.asarray([fold for _, _, _, fold, _ in pairs_kept], dtype=np.int64)
