@@ -202,7 +202,8 @@ class FederatedConfig:
     """The ``federated`` stage ("knowledge federation"): institutions train the shared embedding network
     locally, their updates are aggregated (``aggregation``) under an encryption workflow (``modes``), and
     each institution's identity head stays private. ``centralized`` trains on the union of the
-    institutions' images with the same model and budget (rounds x local_epochs epochs)."""
+    institutions' images with the same model and budget (rounds x local_epochs epochs). ``augment`` is the
+    local training's augmentation (standard | flip | none, benchmark/train/augment.py)."""
 
     modes: str = "third_party-blind-plaintext-centralized"
     aggregation: str = _choice("fedavg", "fedavg", "uniform")
@@ -210,6 +211,7 @@ class FederatedConfig:
     local_epochs: int = _num(3, 1, 1000)
     min_institutions: int = _num(2, 1, 64)
     images: str = _choice("all", "all", "labelled")
+    augment: str = _choice("flip", "standard", "flip", "none")
     backbone: str = "ae_encoder"
     head: str = "arcface"
     embedding_dim: int = _num(128, 2, 4096)
@@ -298,7 +300,7 @@ class Params:
     supervised: SupervisedConfig = field(default_factory=lambda: SupervisedConfig(images="labelled"))
     semisupervised: SemiSupervisedConfig = field(default_factory=SemiSupervisedConfig)
     timm_reference: SupervisedConfig = field(
-        default_factory=lambda: SupervisedConfig(backbone="resnet18", max_epochs=30, images="labelled"))
+        default_factory=lambda: SupervisedConfig(backbone="resnet18", images="labelled"))
     identify: IdentifyConfig = field(default_factory=IdentifyConfig)
     # Adversarial training of the 64 px synthetic faces underfits with the standard augmentation in 10 epochs
     # (PGD-AT validation accuracy 0.70 vs 0.886 with flips only): the three adversarial stages flip only.
