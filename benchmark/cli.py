@@ -4,10 +4,14 @@
     facebench data                              run the data stage without its notebook
     facebench enroll --model M --db D --folder F  enrol one identity per sub-folder of F
     facebench identify --model M --db D --video V  identify the person in a face video
+                                                (M: a checkpoint, or ``pretrained``: the converted FaceNet with
+                                                thresholds from the data stage's validation pairs)
     facebench perf                              run the speed benchmarks, write reports/perf.json
     facebench preset tiny --out FILE            write params.yaml merged with a preset (whole DAG in minutes)
     facebench preset real --out FILE --train DIR --benchmark NAME=FORMAT:DIR
                                                 the real-data preset with your training folder and benchmark sets
+    facebench preset real_facenet --out FILE --train DIR --benchmark NAME=FORMAT:DIR
+                                                the same, starting from the pretrained FaceNet (160 px box crops)
 
 Every command takes ``--params`` (default params.yaml). Bad input exits with status 2 and a one-line
 message naming what was wrong and what is allowed.
@@ -35,12 +39,16 @@ def _data(args: argparse.Namespace, params: config.Params) -> None:
 
 
 def _embedder(model_path: str, params: config.Params):
+    """The model (a checkpoint, or ``pretrained``: the converted FaceNet with thresholds from the data stage's
+    validation pairs) and its Embedder, cutting faces the way the model was trained."""
+    from benchmark.data.dataset import data_geometry
     from benchmark.identify.pipeline import Embedder
     from benchmark.models.checkpoint import embed_images, load_model
+    from benchmark.train.recipe import PRETRAINED_VARIANT, pretrained_variant
 
-    model = load_model(model_path)
-    size = model.input_size or params.data.image_size  # faces are cut at the size the model was trained on
-    return model, Embedder(lambda x: embed_images(model, x), model.embedding_dim, model.model_id, size)
+    model = pretrained_variant(params) if model_path == PRETRAINED_VARIANT else load_model(model_path)
+    geometry = model.crop_geometry or data_geometry(params.data)
+    return model, Embedder(lambda x: embed_images(model, x), model.embedding_dim, model.model_id, geometry)
 
 
 def _enroll(args: argparse.Namespace, params: config.Params) -> None:
@@ -50,7 +58,8 @@ def _enroll(args: argparse.Namespace, params: config.Params) -> None:
     from benchmark.identify.database import IdentityDB
 
     _, embedder = _embedder(args.model, params)
-    faces = load_folder(args.folder, embedder.image_size, detect=params.data.detect, min_confidence=params.data.min_face_confidence)
+    faces = load_folder(args.folder, embedder.geometry, detect=params.data.detect,
+                        min_confidence=params.data.min_face_confidence)
     emb = embedder.embed(faces.images)
     db_path = Path(args.db)
     db = IdentityDB.open(db_path) if db_path.exists() else IdentityDB.create(db_path, embedder.embedding_dim, embedder.model_id)
@@ -81,7 +90,10 @@ def _identify(args: argparse.Namespace, params: config.Params) -> None:
     with IdentityDB.open(args.db) as db:
         result = identify_video(video.frames, embedder, db, params.identify.quality, threshold=threshold)
     frame = int(video.frame_numbers[result["frame_index"]])
-    print(f"identity: {result['identity']}  score: {result['score']:.3f}  threshold: {threshold:.3f} ({rule})  frame: {frame}")
+    second = result["runner_up"]
+    runner_up = f"  runner-up: {second['identity']} {second['score']:.3f}" if second else ""
+    print(f"identity: {result['identity']}  score: {result['score']:.3f}  threshold: {threshold:.3f} ({rule})  "
+          f"frame: {frame}{runner_up}")
 
 
 def _perf(args: argparse.Namespace, params: config.Params) -> None:
@@ -139,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
         commands[name] = (func, cmd)
     for name in ("enroll", "identify"):
         cmd = commands[name][1]
-        cmd.add_argument("--model", default="artifacts/models/semisupervised.pt", help="model checkpoint (default: %(default)s)")
+        cmd.add_argument("--model", default="artifacts/models/semisupervised.pt",
+                         help="model checkpoint, or 'pretrained' for the converted FaceNet (default: %(default)s)")
         cmd.add_argument("--db", default=None, help="identity database (default: identify.database in params.yaml)")
     commands["enroll"][1].add_argument("--folder", required=True, help="one sub-folder of face images per person")
     commands["identify"][1].add_argument("--video", required=True, help="face video file (mp4, avi, ...)")

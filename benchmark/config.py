@@ -125,8 +125,11 @@ class DataConfig:
 @dataclass(frozen=True)
 class SupervisedConfig:
     """A supervised training stage: backbone + embedding + head, trained on every training image (``images:
-    all``) or on the labelled ones (``labelled``); ``augment``: standard | flip | none (benchmark/train/augment.py)."""
+    all``) or on the labelled ones (``labelled``); ``augment``: standard | flip | none (benchmark/train/augment.py).
+    ``init``: ``scratch`` (seeded random weights) or ``facenet_casia`` (fine-tune the pretrained FaceNet:
+    ``backbone: facenet_casia``, ``embedding_dim: 512``, faces cut as FaceNet's geometry)."""
 
+    init: str = _choice("scratch", "scratch", "facenet_casia")
     backbone: str = "ae_encoder"
     head: str = "arcface"
     embedding_dim: int = _num(128, 2, 4096)
@@ -141,12 +144,24 @@ class SupervisedConfig:
     images: str = _choice("all", "all", "labelled")
     augment: str = _choice("standard", "standard", "flip", "none")
 
+    def __post_init__(self) -> None:
+        check_init(self)
+
+
+def check_init(cfg: Any) -> None:
+    """``init: facenet_casia`` needs ``backbone: facenet_casia`` and its 512-d embedding (ConfigError otherwise)."""
+    if cfg.init == "facenet_casia" and (cfg.backbone, cfg.embedding_dim) != ("facenet_casia", 512):
+        raise ConfigError(f"'init' = 'facenet_casia' fine-tunes the pretrained FaceNet: it needs 'backbone' = "
+                          f"'facenet_casia' and 'embedding_dim' = 512, got {cfg.backbone!r} and {cfg.embedding_dim}")
+
 
 @dataclass(frozen=True)
 class SemiSupervisedConfig(SupervisedConfig):
     """The patent's semi-supervised stage: Loss = g * LossA + (1 - g) * LossB, g in (0.5, 1); LossA always on
-    the labelled images, LossB on the unlabelled ones."""
+    the labelled images, LossB on the unlabelled ones. Its decoder mirrors the ``ae_encoder``, so it trains
+    from scratch only (``init: scratch``)."""
 
+    init: str = _choice("scratch", "scratch")
     images: str = _choice("labelled", "labelled")
     g: float = _num(0.75, 0.5, 1.0, "()")
 
@@ -203,7 +218,8 @@ class FederatedConfig:
     locally, their updates are aggregated (``aggregation``) under an encryption workflow (``modes``), and
     each institution's identity head stays private. ``centralized`` trains on the union of the
     institutions' images with the same model and budget (rounds x local_epochs epochs). ``augment`` is the
-    local training's augmentation (standard | flip | none, benchmark/train/augment.py)."""
+    local training's augmentation (standard | flip | none, benchmark/train/augment.py); ``init`` as the
+    supervised stages' (:class:`SupervisedConfig`)."""
 
     modes: str = "third_party-blind-plaintext-centralized"
     aggregation: str = _choice("fedavg", "fedavg", "uniform")
@@ -212,6 +228,7 @@ class FederatedConfig:
     min_institutions: int = _num(2, 1, 64)
     images: str = _choice("all", "all", "labelled")
     augment: str = _choice("flip", "standard", "flip", "none")
+    init: str = _choice("scratch", "scratch", "facenet_casia")
     backbone: str = "ae_encoder"
     head: str = "arcface"
     embedding_dim: int = _num(128, 2, 4096)
@@ -223,6 +240,7 @@ class FederatedConfig:
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
 
     def __post_init__(self) -> None:
+        check_init(self)
         allowed = ("third_party", "blind", "plaintext", "centralized")
         modes = self.modes.split("-")
         bad = [m for m in modes if m not in allowed] or ([] if len(set(modes)) == len(modes) else ["(repeated)"])
@@ -300,7 +318,7 @@ class Params:
     supervised: SupervisedConfig = field(default_factory=lambda: SupervisedConfig(images="labelled"))
     semisupervised: SemiSupervisedConfig = field(default_factory=SemiSupervisedConfig)
     timm_reference: SupervisedConfig = field(
-        default_factory=lambda: SupervisedConfig(backbone="resnet18", images="labelled"))
+        default_factory=lambda: SupervisedConfig(backbone="mobilenetv3_small_100", images="labelled"))
     identify: IdentifyConfig = field(default_factory=IdentifyConfig)
     # Adversarial training of the 64 px synthetic faces underfits with the standard augmentation in 10 epochs
     # (PGD-AT validation accuracy 0.70 vs 0.886 with flips only): the three adversarial stages flip only.
@@ -327,7 +345,13 @@ def build(cls: type, raw: Any, where: str = "") -> Any:
             f"unknown key '{_join(where, key)}'{hint}; allowed keys in '{where or 'params'}': {', '.join(fields)}"
         )
     values = {name: _value(hints[name], f, raw[name], _join(where, name)) for name, f in fields.items() if name in raw}
-    return cls(**values)
+    try:
+        return cls(**values)
+    except ConfigError as err:  # a check across keys (``__post_init__``): put the section before a bare key
+        text = str(err)
+        if not where or text.startswith(f"'{where}") or not text.startswith("'"):
+            raise
+        raise ConfigError(f"'{where}.{text[1:]}") from err
 
 
 def _join(where: str, key: Any) -> str:

@@ -17,7 +17,11 @@ Writes ``<reports>/perf.json``: ``{"machine": ..., "figures": {name: {"value", "
   process (:mod:`benchmark.federated.throughput`; target ratio >= 0.8);
 * ``he_round_vs_local_train``: HE seconds per round (encrypt + aggregate + decrypt) of the ``blind`` mode,
   reference = local training seconds per round, from ``<reports>/metrics/federated.json`` (or, when the
-  federated stage has not run, from a one-round blind federation run here).
+  federated stage has not run, from a one-round blind federation run here);
+* ``pretrained_embed_vs_bare``: images/s of the suite's embedding (:func:`~benchmark.models.checkpoint.
+  embed_images`) of 64 faces at 160 px with the converted FaceNet, reference = facenet-pytorch's bare forward
+  of the same network on the same faces as tensors (:mod:`benchmark.models.throughput`; target ratio >= 0.9).
+  The faces are the data stage's test faces, resized to 160 px when the data stage cut another size.
 """
 
 from __future__ import annotations
@@ -40,11 +44,14 @@ from benchmark.federated import stage as federated_stage
 from benchmark.federated.throughput import encrypt_throughput, he_vs_training
 from benchmark.identify.throughput import search_throughput
 from benchmark.models.autoencoder import SemiSupervisedAE
+from benchmark.data.images import resize_face
 from benchmark.models.face_model import to_float_nchw
+from benchmark.models.pretrained import pretrained_face_model
+from benchmark.models.throughput import embed_vs_bare
 from benchmark.models.registry import create_head
 from benchmark.train.bare import throughput_ratio
 from benchmark.data.dataset import load_dataset
-from benchmark.train.recipe import build_model
+from benchmark.train.recipe import build_model, pretrained_cache
 
 FAISS_TARGET_QPS = 1000.0
 
@@ -68,16 +75,20 @@ def run(params: Params) -> dict:
     """Run every benchmark and write ``<reports>/perf.json``; returns its content."""
     data = load_dataset(params)
     p, cfg = data.protocol, params.semisupervised
-    face = build_model(cfg, data.images.shape[1], params.seed)
+    face = build_model(cfg, data.geometry, params.seed, pretrained_cache(params))
     head = create_head(cfg.head, embedding_dim=cfg.embedding_dim, num_classes=len(np.unique(data.labels[p.labelled])))
     loop = throughput_ratio(SemiSupervisedAE(face), head, data.images, data.labels, p.labelled, p.unlabelled, p.val)
     faiss_figures = search_throughput()
-    logits = FaceLogits(build_model(cfg, data.images.shape[1], params.seed), classes=100, seed=params.seed).eval()
+    logits = FaceLogits(build_model(cfg, data.geometry, params.seed, pretrained_cache(params)), classes=100,
+                        seed=params.seed).eval()
     batch = to_float_nchw(data.images[p.test[:32]])
     pgd = pgd_vs_torchattacks(logits, batch, torch.as_tensor(np.arange(len(batch)) % 100))
-    values = len(local.shared_vector(local.new_model(params, data.images.shape[1]))) + 1
+    values = len(local.shared_vector(local.new_model(params, data.geometry))) + 1
     ckks_figures = encrypt_throughput(values, params.federated.ckks)
     he = he_vs_training(federated_metrics(params))["blind"]
+    facenet = pretrained_face_model(pretrained_cache(params))
+    faces = np.stack([resize_face(img, facenet.input_size) for img in data.images[p.test[:64]]])
+    embed = embed_vs_bare(facenet, faces)
     out = {
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                     "cuda": torch.cuda.is_available()},
@@ -87,6 +98,8 @@ def run(params: Params) -> dict:
             "pgd_vs_torchattacks": figure(pgd["ours_images_per_second"], "images/s", pgd["torchattacks_images_per_second"]),
             "ckks_encrypt_vs_tenseal": figure(ckks_figures["values_per_second"], "values/s", ckks_figures["tenseal_values_per_second"]),
             "he_round_vs_local_train": figure(he["he_seconds"], "s/round", he["train_seconds"]),
+            "pretrained_embed_vs_bare": figure(embed["suite_images_per_second"], "images/s",
+                                               embed["bare_images_per_second"]),
         },
     }
     io.write_json(Path(params.paths.reports) / "perf.json", out)

@@ -17,6 +17,16 @@ def real_data_dir() -> Path:
     return REAL_DATA
 
 
+@pytest.fixture(scope="session")
+def facenet_cache(tmp_path_factory) -> Path:
+    """A cache folder holding the converted FaceNet weights (converted once per session)."""
+    from benchmark.models.pretrained import facenet_state_dict
+
+    folder = tmp_path_factory.mktemp("pretrained")
+    facenet_state_dict(folder)
+    return folder
+
+
 @pytest.fixture
 def one_thread():
     """One intra-op torch thread: tiny graphs only lose time to thread hand-offs on a loaded 2-core machine."""

@@ -39,16 +39,8 @@ PHOTOS = ("barack_obama/obama.jpg", "joe_biden/biden.jpg",
 
 
 @pytest.fixture(scope="session")
-def cache_dir(tmp_path_factory):
-    """A cache folder holding the converted weights (converted once per session)."""
-    folder = tmp_path_factory.mktemp("pretrained")
-    facenet_state_dict(folder)
-    return folder
-
-
-@pytest.fixture(scope="session")
-def model(cache_dir) -> FaceModel:
-    return pretrained_face_model(cache_dir)
+def model(facenet_cache) -> FaceModel:
+    return pretrained_face_model(facenet_cache)
 
 
 @pytest.fixture(scope="session")
@@ -167,12 +159,12 @@ def test_a_missing_package_is_reported_with_the_install_command(monkeypatch):
 
 @needs_graph
 @pytest.mark.parametrize("damage", ["truncated", "altered weights"])
-def test_a_damaged_cache_is_not_used_but_converted_again(damage, cache_dir, tmp_path, one_thread):
+def test_a_damaged_cache_is_not_used_but_converted_again(damage, facenet_cache, tmp_path, one_thread):
     # Prepare: a copy of a good cache file, cut in half or with one weight changed
-    good = torch.load(cache_path(cache_dir), weights_only=True)
+    good = torch.load(cache_path(facenet_cache), weights_only=True)
     target = cache_path(tmp_path)
     if damage == "truncated":
-        data = cache_path(cache_dir).read_bytes()
+        data = cache_path(facenet_cache).read_bytes()
         target.write_bytes(data[: len(data) // 2])
     else:
         good_copy = dict(good, state_dict=dict(good["state_dict"]))

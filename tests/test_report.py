@@ -97,6 +97,14 @@ def test_missing_values_show_as_na_and_accuracy_with_its_std():
     assert format_cell({"median_min_perturbation": float("inf")}, "median_min_perturbation") == "> budget"
 
 
+def test_headline_rows_say_where_each_variant_s_weights_came_from():
+    run = {"variants": {"supervised": {"weights": "fine-tuned from facenet_casia"}}}
+    rows = {r["variant"]: r for r in headline_rows(EVALUATION, STAGES, FEDERATED, "heldout", run)}
+    assert rows["supervised"]["weights"] == "fine-tuned from facenet_casia"
+    assert all(r["weights"] is None for v, r in rows.items() if v != "supervised")
+    assert format_cell(rows["supervised"], "weights") == "fine-tuned from facenet_casia"
+
+
 def test_markdown_table_has_a_header_and_one_line_per_variant():
     lines = markdown_table(headline_rows(EVALUATION, STAGES, FEDERATED, "heldout")).strip().splitlines()
     assert len(lines) == 2 + len(EVALUATION)

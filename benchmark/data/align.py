@@ -50,8 +50,18 @@ class Geometry:
             raise ValueError(f"geometry margin must be in [0, size) pixels, got {self.margin} for size {self.size}")
 
     def describe(self) -> str:
-        """``arcface 112px`` or ``box+32px 160px``."""
+        """``arcface 112px`` or ``box+32px 160px``; :meth:`parse` reads it back."""
         return f"{self.policy}{f'+{self.margin}px' if self.margin else ''} {self.size}px"
+
+    @classmethod
+    def parse(cls, text: str) -> "Geometry":
+        """The Geometry that :meth:`describe` wrote as ``text``; ValueError naming the text otherwise."""
+        cut, _, size = str(text).partition(" ")
+        policy, _, margin = cut.partition("+")
+        try:
+            return cls(int(size.removesuffix("px")), policy, int(margin.removesuffix("px") or 0))
+        except ValueError as err:
+            raise ValueError(f"{text!r} is not a face geometry such as 'arcface 112px' or 'box+32px 160px'") from err
 
 
 def template(size: int) -> np.ndarray:

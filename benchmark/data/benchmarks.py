@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmark.config import BenchmarkConfig, ProtocolConfig
+from benchmark.data.align import Geometry
 from benchmark.data.dataset import BenchmarkSet
 from benchmark.data.faceset import FaceSet, Unusable
 from benchmark.data.folder import FacePreparer, load_folder, load_lfw
@@ -33,48 +34,50 @@ from benchmark.errors import DataError
 EMPTY = np.zeros(0, np.int64)
 
 
-def split_set(name: str, faces: FaceSet, proto: Protocol) -> BenchmarkSet:
+def split_set(name: str, faces: FaceSet, proto: Protocol, geometry: Geometry) -> BenchmarkSet:
     """The training source's test identities as a benchmark set (indices remapped onto its own images)."""
     keep = proto.test
     remap = np.full(len(faces.images), -1, np.int64)
     remap[keep] = np.arange(len(keep))
     return BenchmarkSet(name, "split", faces.images[keep], faces.labels[keep], list(faces.identities),
                         remap[proto.pairs], proto.is_same.astype(np.int64), proto.folds, remap[proto.gallery],
-                        remap[proto.probes], faces.detected[keep])
+                        remap[proto.probes], faces.detected[keep], geometry.describe())
 
 
-def folder_set(name: str, faces: FaceSet, protocol: ProtocolConfig, seed: int) -> BenchmarkSet:
+def folder_set(name: str, faces: FaceSet, protocol: ProtocolConfig, seed: int, geometry: Geometry) -> BenchmarkSet:
     """A folder-per-identity set with generated pairs (:func:`benchmark_pairs`)."""
     pairs, is_same, folds, gallery, probes = benchmark_pairs(faces, protocol, seed)
     return BenchmarkSet(name, "folder", faces.images, faces.labels, list(faces.identities), pairs, is_same, folds,
-                        gallery, probes, faces.detected)
+                        gallery, probes, faces.detected, geometry.describe())
 
 
-def lfw_set(name: str, faces: FaceSet, pairs: np.ndarray, is_same: np.ndarray, folds: np.ndarray) -> BenchmarkSet:
+def lfw_set(name: str, faces: FaceSet, pairs: np.ndarray, is_same: np.ndarray, folds: np.ndarray,
+            geometry: Geometry) -> BenchmarkSet:
     """An LFW View 2 set, its pairs as given."""
     return BenchmarkSet(name, "lfw_pairs", faces.images, faces.labels, list(faces.identities), pairs,
-                        is_same.astype(np.int64), folds, EMPTY, EMPTY, faces.detected)
+                        is_same.astype(np.int64), folds, EMPTY, EMPTY, faces.detected, geometry.describe())
 
 
-def build(cfg: BenchmarkConfig, key: str, train: FaceSet, proto: Protocol, preparer: FacePreparer,
-          protocol: ProtocolConfig, seed: int) -> tuple[BenchmarkSet, list[Unusable]]:
-    """The benchmark set ``cfg`` (``key`` = its params.yaml key, for errors) and its unusable inputs.
+def build(cfg: BenchmarkConfig, key: str, train: FaceSet, proto: Protocol, geometry: Geometry,
+          preparer: FacePreparer | None, protocol: ProtocolConfig, seed: int) -> tuple[BenchmarkSet, list[Unusable]]:
+    """The benchmark set ``cfg`` (``key`` = its params.yaml key, for errors) and its unusable inputs. ``geometry``
+    is the training source's crop; a folder or lfw_pairs set is cut the same way by ``preparer``.
 
     Raises DataError naming ``key`` when the set's folder is missing, it has no usable pair of both kinds, or its
     usable pairs lie in a single fold.
     """
     if cfg.format == "split":
-        return split_set(cfg.name, train, proto), []
+        return split_set(cfg.name, train, proto, geometry), []
     check_path(cfg, key)
     root = Path(cfg.path)
     kwargs = {"detect": preparer.mode, "detector": preparer.detector, "cache": preparer.cache}
     try:
         if cfg.format == "folder":
             faces = load_folder(root, preparer.geometry, **kwargs)
-            result = folder_set(cfg.name, faces, protocol, seed)
+            result = folder_set(cfg.name, faces, protocol, seed, preparer.geometry)
         else:
             faces, pairs, is_same, folds = load_lfw(root, root / cfg.pairs_file, preparer.geometry, **kwargs)
-            result = lfw_set(cfg.name, faces, pairs, is_same, folds)
+            result = lfw_set(cfg.name, faces, pairs, is_same, folds, preparer.geometry)
     except DataError as err:
         raise DataError(f"benchmark set '{cfg.name}' ({key}): {err}") from err
     if len(np.unique(result.is_same)) < 2:

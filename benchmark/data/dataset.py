@@ -16,18 +16,21 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.config import Params
+from benchmark.config import DataConfig, Params
+from benchmark.data.align import Geometry
 from benchmark.data.protocol import Protocol
 from benchmark.errors import DataError
 
 
 @dataclass
 class Dataset:
-    """The training source: images uint8 (N, H, W, 3), labels (N,), the protocol."""
+    """The training source: images uint8 (N, H, W, 3), labels (N,), the protocol, and the geometry its faces
+    were cut to (a model that expects another one refuses them)."""
 
     images: np.ndarray
     labels: np.ndarray
     protocol: Protocol
+    geometry: Geometry
 
 
 @dataclass
@@ -39,6 +42,7 @@ class BenchmarkSet:
     pairs: int64 (P, 2) indices into images; is_same (P,) 1 genuine / 0 impostor; folds (P,) fold ids.
     gallery, probes: int64 index arrays of the identification split (empty for lfw_pairs: no split).
     detected: bool (M,), True where the crop was cut from a detection, False where taken as a crop.
+    geometry: how the crops were cut (:meth:`Geometry.describe`, e.g. ``arcface 112px``).
     """
 
     name: str
@@ -52,6 +56,7 @@ class BenchmarkSet:
     gallery: np.ndarray
     probes: np.ndarray
     detected: np.ndarray
+    geometry: str
 
     @property
     def has_identification(self) -> bool:
@@ -66,9 +71,14 @@ class BenchmarkSet:
     @classmethod
     def from_arrays(cls, arrays: dict) -> "BenchmarkSet":
         kw = {k: np.asarray(arrays[k]) for k in cls.__dataclass_fields__}
-        kw["name"], kw["format"] = str(kw["name"]), str(kw["format"])
+        kw["name"], kw["format"], kw["geometry"] = str(kw["name"]), str(kw["format"]), str(kw["geometry"])
         kw["identities"] = [str(v) for v in kw["identities"]]
         return cls(**kw)
+
+
+def data_geometry(cfg: DataConfig) -> Geometry:
+    """The crop the data stage cuts for every trainable model: ``image_size`` pixels, ``alignment`` policy."""
+    return Geometry(cfg.image_size, cfg.alignment, cfg.box_margin if cfg.alignment == "box" else 0)
 
 
 def data_folder(params: Params) -> Path:
@@ -80,7 +90,8 @@ def load_dataset(params: Params) -> Dataset:
     folder = data_folder(params)
     _need(folder / "faces.npz")
     with np.load(folder / "faces.npz") as faces, np.load(folder / "protocol.npz") as proto:
-        return Dataset(faces["images"], faces["labels"], Protocol.from_arrays(dict(proto)))
+        return Dataset(faces["images"], faces["labels"], Protocol.from_arrays(dict(proto)),
+                       Geometry.parse(str(faces["geometry"])))
 
 
 def load_benchmarks(params: Params) -> dict[str, BenchmarkSet]:

@@ -4,7 +4,7 @@ run the eigenfaces baseline on each, write it all.
 Outputs (paths from params.yaml ``paths``), each written atomically:
 
 * ``<artifacts>/data/faces.npz``: the training source: images uint8 (N, H, W, 3), labels, identities,
-  sources, and the kept detections (boxes, landmarks, confidence; NaN where taken as a crop);
+  sources, the geometry they were cut to (``arcface 112px``), and the kept detections (boxes, landmarks, confidence; NaN where taken as a crop);
 * ``<artifacts>/data/protocol.npz``: the :class:`~benchmark.data.protocol.Protocol` arrays;
 * ``<artifacts>/data/benchmarks/<name>.npz``: each benchmark set (:class:`~benchmark.data.dataset.BenchmarkSet`);
 * ``<artifacts>/data/videos.npz``: synthetic test-identity videos with per-frame quality (synthetic only);
@@ -27,12 +27,11 @@ from pathlib import Path
 import numpy as np
 
 from benchmark import io
-from benchmark.config import DataConfig, Params, as_dict
+from benchmark.config import Params, as_dict
 from benchmark.data import benchmarks as benchmarks_mod
 from benchmark.data import protocol as protocol_mod
 from benchmark.data import synthetic, synthetic_video
-from benchmark.data.align import Geometry
-from benchmark.data.dataset import BenchmarkSet, data_folder
+from benchmark.data.dataset import BenchmarkSet, data_folder, data_geometry
 from benchmark.data.detection_cache import DetectionCache
 from benchmark.data.faceset import FaceSet, Unusable
 from benchmark.data.folder import FacePreparer, load_folder
@@ -41,15 +40,10 @@ from benchmark.evaluation.verification import cosine_scores, verification_report
 from benchmark.models.eigenfaces import Eigenfaces
 
 
-def geometry(cfg: DataConfig) -> Geometry:
-    """The crop every trainable model gets: ``image_size`` pixels, ``alignment`` policy."""
-    return Geometry(cfg.image_size, cfg.alignment, cfg.box_margin if cfg.alignment == "box" else 0)
-
-
 def preparer(params: Params) -> FacePreparer:
     """Detection and cropping settings of the data stage, with the detection cache under ``<artifacts>/cache``."""
     cache = DetectionCache(Path(params.paths.artifacts) / "cache" / "detections.sqlite")
-    return FacePreparer(geometry(params.data), params.data.detect, min_confidence=params.data.min_face_confidence,
+    return FacePreparer(data_geometry(params.data), params.data.detect, min_confidence=params.data.min_face_confidence,
                         cache=cache)
 
 
@@ -90,8 +84,8 @@ def run(params: Params) -> DataResult:
     for k, b in enumerate(cfg.benchmarks):
         if b.format != "split" and prep is None:
             prep = preparer(params)
-        sets[b.name], unusable[b.name] = benchmarks_mod.build(b, f"data.benchmarks[{k}]", faces, proto, prep,
-                                                              cfg.protocol, seed)
+        sets[b.name], unusable[b.name] = benchmarks_mod.build(b, f"data.benchmarks[{k}]", faces, proto, data_geometry(cfg),
+                                                              prep, cfg.protocol, seed)
     videos = None
     if identity_params is not None:
         test_ids = np.unique(faces.labels[proto.test])
@@ -113,6 +107,7 @@ def run(params: Params) -> DataResult:
         labels=faces.labels,
         identities=np.asarray(faces.identities),
         sources=np.asarray(faces.sources),
+        geometry=np.asarray(data_geometry(cfg).describe()),
         **_detections(faces),
     )
     io.write_npz(out / "protocol.npz", **proto.arrays())
@@ -214,7 +209,7 @@ def build_manifest(faces: FaceSet, proto: protocol_mod.Protocol, videos: VideoSe
         },
         "folds_identity_disjoint": proto.folds_identity_disjoint,
         "preparation": {
-            "geometry": geometry(params.data).describe(),
+            "geometry": data_geometry(params.data).describe(),
             "detected_and_aligned": int(faces.detected.sum()),
             "taken_as_crop": int(len(faces.images) - faces.detected.sum()),
             "mixed": bool(0 < faces.detected.sum() < len(faces.images)),

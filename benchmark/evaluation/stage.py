@@ -2,7 +2,9 @@
 
 For each variant in ``evaluate.variants`` it loads ``<artifacts>/models/<variant>.pt``
 (:func:`~benchmark.models.checkpoint.load_model`) and its operating threshold, chosen on the training source's
-validation pairs by the stage that trained it (``meta["validation"]``, never on test pairs), and for each
+validation pairs by the stage that trained it (``meta["validation"]``, never on test pairs); the variant
+``pretrained`` is the converted FaceNet as is (:func:`~benchmark.models.pretrained.pretrained_face_model`), its
+thresholds chosen here on the same validation pairs (it needs faces cut as FaceNet's geometry). For each
 benchmark set of ``data.benchmarks`` (:func:`~benchmark.data.dataset.load_benchmarks`) runs
 :func:`evaluate_variant`: clean verification (10-fold, flip-test fusion when ``evaluate.flip_test``) and, where
 the set has a gallery/probe split, identification (:mod:`benchmark.evaluation.clean`), and the robustness report
@@ -12,13 +14,18 @@ the first (headline) benchmark set.
 Writes, in ``<reports>/metrics/``: ``evaluation.json`` = ``{variant: {benchmark_set: {"verification": {...},
 "identification": {...}, "robustness": {...}}}}``; ``robustness.json`` = ``{variant: {benchmark_set: {attack:
 {"eps_N": ..., "median_min_perturbation": ...}}}}``; ``transfer.json`` = ``{"benchmark", "attack": "pgd_linf",
-"eps": "eps_N", "matrix": {source: {target: dodging_asr}}}``. And plot data for ``dvc plots`` in
+"eps": "eps_N", "matrix": {source: {target: dodging_asr}}}``; ``comparisons.json`` = ``{"reference", "sets": {set: {variant: {"difference", "ci", "p_value", ...}}}}``: each
+variant against the reference (``pretrained`` when evaluated, else the first variant) on the same pairs
+(:mod:`benchmark.evaluation.paired`); ``evaluate_run.json`` = ``{"variants": {variant:
+{"weights", "seconds"}}, "peak_rss_mb"}`` (where each variant's weights came from, and the stage's peak resident
+memory). And plot data for ``dvc plots`` in
 ``<reports>/plots/evaluate/`` (headline set): ``roc.json`` (every variant's ROC on one FAR grid) and
 ``asr_vs_eps.json`` (PGD-L-inf dodging and impersonation success per budget, a column per variant).
 """
 
 from __future__ import annotations
 
+import resource
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,9 +37,12 @@ from benchmark import io
 from benchmark.config import Params
 from benchmark.data.dataset import BenchmarkSet, load_benchmarks
 from benchmark.evaluation.clean import clean_report, roc_rows
+from benchmark.evaluation.paired import paired_difference
 from benchmark.evaluation.robustness_runner import robustness_report, transfer_matrix
+from benchmark.evaluation.verification import kfold_correct
 from benchmark.models.checkpoint import embed_images, load_model
 from benchmark.models.face_model import FaceModel
+from benchmark.train.recipe import PRETRAINED_VARIANT, check_crops, pretrained_variant
 
 
 PLOT_ATTACK = "pgd_linf"
@@ -41,7 +51,8 @@ PLOT_ATTACK = "pgd_linf"
 @dataclass
 class EvaluateResult:
     """evaluation: evaluation.json's content; robustness: {variant: {set: {attack: ...}}}; transfer: transfer.json's
-    content; scores: {set: {variant: (P,) clean pair scores}}; seconds: {variant: s}; benchmarks: the sets."""
+    content; scores: {set: {variant: (P,) clean pair scores}}; seconds: {variant: s}; benchmarks: the sets;
+    comparisons: comparisons.json's content; run: evaluate_run.json's content."""
 
     evaluation: dict
     robustness: dict
@@ -49,6 +60,8 @@ class EvaluateResult:
     scores: dict
     seconds: dict
     benchmarks: dict[str, BenchmarkSet]
+    comparisons: dict
+    run: dict
 
 
 def device_for(name: str) -> torch.device:
@@ -62,7 +75,8 @@ def load_variant(params: Params, variant: str) -> tuple[FaceModel, float]:
     """The variant's model (on ``params.device``, eval mode) and its operating threshold: the accuracy-maximizing
     cosine threshold of its plain embedding on the validation pairs (``meta["validation"]["plain"]``)."""
     path = Path(params.paths.artifacts) / "models" / f"{variant}.pt"
-    model = load_model(path).to(device_for(params.device))
+    device = device_for(params.device)
+    model = pretrained_variant(params, device) if variant == PRETRAINED_VARIANT else load_model(path).to(device)
     try:
         threshold = float(model.meta["validation"]["plain"]["threshold"])
     except (KeyError, TypeError) as err:
@@ -76,6 +90,7 @@ def evaluate_variant(model: FaceModel, threshold: float, bench: BenchmarkSet, pa
     """One variant on one benchmark set under the whole protocol: ``({"verification", "identification"?,
     "robustness"}, clean pair scores (P,))``. The robustness report attacks at the variant's validation
     threshold (see :func:`robustness_report`)."""
+    check_crops(model, bench.geometry, f"benchmark set '{bench.name}'")
     needed = np.unique(np.concatenate([bench.pairs.ravel(), bench.gallery, bench.probes]))
     embeddings = np.zeros((len(bench.images), model.embedding_dim), np.float32)
     embeddings[needed] = embed_images(model, bench.images[needed], flip=params.evaluate.flip_test)
@@ -86,6 +101,27 @@ def evaluate_variant(model: FaceModel, threshold: float, bench: BenchmarkSet, pa
         desc=f"{name} on {bench.name}" if name else "robustness",
     )
     return report, scores
+
+
+def weights_origin(model: FaceModel) -> str:
+    """Where a loaded variant's weights came from: ``scratch``, ``fine-tuned from facenet_casia`` or
+    ``facenet_casia as is`` (the ``pretrained`` variant), from its checkpoint's ``meta``."""
+    meta = getattr(model, "meta", {})
+    if "init" in meta:
+        return f"{meta['init']} as is"
+    init = meta.get("config", {}).get("init", "scratch")
+    return init if init == "scratch" else f"fine-tuned from {init}"
+
+
+def comparisons(scores: dict, benchmarks: dict[str, BenchmarkSet], reference: str, seed: int) -> dict:
+    """``{"reference", "sets": {set: {variant: paired_difference(variant, reference)}}}`` on each set's pairs, each
+    pair's outcome at its fold's 10-fold threshold (:func:`kfold_correct`)."""
+    out: dict = {"reference": reference, "sets": {}}
+    for name, bench in benchmarks.items():
+        correct = {v: kfold_correct(s, bench.is_same, bench.folds) for v, s in scores[name].items()}
+        out["sets"][name] = {v: paired_difference(c, correct[reference], seed=seed)
+                             for v, c in correct.items() if v != reference}
+    return out
 
 
 def asr_rows(robustness: dict, attack: str = PLOT_ATTACK) -> list[dict]:
@@ -105,11 +141,12 @@ def asr_rows(robustness: dict, attack: str = PLOT_ATTACK) -> list[dict]:
 def run(params: Params, benchmarks: dict[str, BenchmarkSet] | None = None) -> EvaluateResult:
     """Evaluate every variant on every benchmark set, build the transfer matrix, write the metrics and plots."""
     benchmarks = benchmarks or load_benchmarks(params)
-    models, thresholds, seconds = {}, {}, {}
+    models, thresholds, seconds, weights = {}, {}, {}, {}
     evaluation: dict = {}
     scores: dict = {name: {} for name in benchmarks}
     for variant in params.evaluate.variants:
         models[variant], thresholds[variant] = load_variant(params, variant)
+        weights[variant] = weights_origin(models[variant])
         start = time.perf_counter()
         evaluation[variant] = {}
         for name, bench in benchmarks.items():
@@ -126,10 +163,17 @@ def run(params: Params, benchmarks: dict[str, BenchmarkSet] | None = None) -> Ev
     io.write_json(reports / "metrics" / "evaluation.json", evaluation)
     io.write_json(reports / "metrics" / "robustness.json", robustness)
     io.write_json(reports / "metrics" / "transfer.json", transfer)
+    reference = PRETRAINED_VARIANT if PRETRAINED_VARIANT in models else next(iter(models))
+    paired = comparisons(scores, benchmarks, reference, params.seed)
+    io.write_json(reports / "metrics" / "comparisons.json", paired)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+    run_info = {"variants": {v: {"weights": weights[v], "seconds": seconds[v]} for v in seconds},
+                "peak_rss_mb": round(peak_mb, 1)}
+    io.write_json(reports / "metrics" / "evaluate_run.json", run_info)
     io.write_json(reports / "plots" / "evaluate" / "roc.json", roc_rows(scores[head_name], head.is_same))
     io.write_json(reports / "plots" / "evaluate" / "asr_vs_eps.json",
                   asr_rows({v: per_set[head_name] for v, per_set in robustness.items()}))
-    return EvaluateResult(evaluation, robustness, transfer, scores, seconds, benchmarks)
+    return EvaluateResult(evaluation, robustness, transfer, scores, seconds, benchmarks, paired, run_info)
 
 
 def asr_table(robustness: dict) -> list[dict]:

@@ -127,6 +127,15 @@ def kfold_accuracy(scores: np.ndarray, labels: np.ndarray, folds: np.ndarray) ->
             "fold_accuracies": accuracies, "thresholds": thresholds}
 
 
+def kfold_correct(scores: np.ndarray, labels: np.ndarray, folds: np.ndarray) -> np.ndarray:
+    """bool (P,): whether each pair is decided correctly at the threshold :func:`kfold_accuracy` applies to its
+    fold (chosen on the other folds); its mean per fold is that fold's accuracy. What paired tests compare."""
+    report = kfold_accuracy(scores, labels, folds)
+    folds = np.asarray(folds)
+    thresholds = np.asarray(report["thresholds"])[np.searchsorted(np.unique(folds), folds)]
+    return (np.asarray(scores) >= thresholds) == (np.asarray(labels) == 1)
+
+
 def roc_points(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every operating point of the empirical ROC.
 

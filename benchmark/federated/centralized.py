@@ -22,7 +22,7 @@ def run_centralized(params: Params, progress: bool = True) -> tuple[FaceModel, l
     cfg = params.federated
     data = local.dataset(params)
     idx = local.union_images(data, cfg.images)
-    model = local.new_model(params, data.images.shape[1])
+    model = local.new_model(params, data.geometry)
     head = local.new_head(cfg, data.labels[idx], params.seed)
     rows = []
     for r in tqdm(range(1, cfg.rounds + 1), desc="centralized", unit="round", disable=not progress):

@@ -80,7 +80,7 @@ def make_client_app(mods: list | None = None) -> ClientApp:
         cipher = _cipher(context)
         server_round = int(message.content["config"]["round"])
         data, idx = _own_images(context, params)
-        model = local.new_model(params, data.images.shape[1])
+        model = local.new_model(params, data.geometry)
         if "global" in message.content:
             context.state["fb.global"] = message.content["global"]
         local.load_shared_vector(model, context.state["fb.global"]["vector"].numpy())
@@ -114,7 +114,7 @@ def make_client_app(mods: list | None = None) -> ClientApp:
         metrics = {"decrypt_seconds": decrypt_seconds}
         if bool(message.content["config"]["evaluate"]):
             data = local.dataset(params)
-            model = local.new_model(params, data.images.shape[1])
+            model = local.new_model(params, data.geometry)
             local.load_shared_vector(model, vector)
             metrics.update(local.verify(model, data))
         return Message(RecordDict({"metrics": MetricRecord(metrics)}), reply_to=message)

@@ -29,8 +29,9 @@ from benchmark.models.heads import Head
 from benchmark.models.registry import create_head
 from benchmark.train.common import TrainConfig
 from benchmark.train.loop import train_supervised
+from benchmark.data.align import Geometry
 from benchmark.data.dataset import Dataset, load_dataset
-from benchmark.train.recipe import build_model, train_config
+from benchmark.train.recipe import build_model, pretrained_cache, train_config
 
 VERIFICATION_KEYS = ("accuracy_mean", "accuracy_std", "auc", "eer", "tar_at_far_1e-2", "tar_at_far_1e-3", "threshold")
 
@@ -86,9 +87,10 @@ def union_images(data: Dataset, images: str) -> np.ndarray:
     return np.sort(np.concatenate([institution_images(data, i, images) for i in range(k)]))
 
 
-def new_model(params: Params, image_size: int) -> FaceModel:
-    """The shared network with the preset initial parameters (seeded by ``params.seed``)."""
-    return build_model(params.federated, image_size, params.seed)
+def new_model(params: Params, geometry: Geometry) -> FaceModel:
+    """The shared network with the preset initial parameters (seeded by ``params.seed``, or FaceNet's weights with
+    ``federated.init: facenet_casia``) for crops cut as ``geometry``."""
+    return build_model(params.federated, geometry, params.seed, pretrained_cache(params))
 
 
 def new_head(cfg: FederatedConfig, labels: np.ndarray, seed: int) -> Head:

@@ -32,6 +32,7 @@ from flwr.serverapp.strategy import Strategy
 from tqdm.auto import tqdm
 
 from benchmark import config, io
+from benchmark.data.dataset import data_geometry
 from benchmark.federated import local
 from benchmark.federated.aggregation import AggregationRule, create_aggregation
 from benchmark.federated.ckks import CiphertextError
@@ -203,7 +204,7 @@ def make_server_app(progress: bool = True) -> ServerApp:
         workflow = create_workflow(str(context.run_config["mode"]), cfg.ckks)
         strategy = KnowledgeFederation(workflow, create_aggregation(cfg.aggregation), cfg.min_institutions, progress)
         strategy.exchange_keys(grid, timeout)
-        initial = local.shared_vector(local.new_model(params, params.data.image_size))
+        initial = local.shared_vector(local.new_model(params, data_geometry(params.data)))
         strategy.start(grid, ArrayRecord({"vector": Array(initial)}), num_rounds=cfg.rounds, timeout=timeout)
         strategy.close()
         if context.run_config.get("out"):

@@ -75,7 +75,7 @@ def run_mode(mode: str, params: Params, workdir: Path, progress: bool = True, mo
     grid = run_local(make_server_app(progress), make_client_app(mods), nodes, {"params": str(params_file), "mode": mode, "out": str(out)})
     history = json.loads(out.read_text())
     data = local.dataset(params)
-    model = local.new_model(params, data.images.shape[1])
+    model = local.new_model(params, data.geometry)
     holder = next(c for c in grid.contexts.values() if "fb.global" in c.state)
     local.load_shared_vector(model, holder.state["fb.global"]["vector"].numpy())
     first = grid.contexts[FIRST_NODE_ID].state

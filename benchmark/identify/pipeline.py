@@ -14,6 +14,7 @@ from typing import Callable
 
 import numpy as np
 
+from benchmark.data.align import Geometry
 from benchmark.data.detect import FaceDetector
 from benchmark.data.images import resize_face
 from benchmark.identify.database import IdentityDB
@@ -27,23 +28,30 @@ class Embedder:
 
     embed:         uint8 (N, S, S, 3) RGB face crops -> float32 (N, embedding_dim), L2-normalized.
     embedding_dim: D. model_id: names the model (the database refuses another model's vectors).
-    image_size:    S, the crop side in pixels the model takes.
+    image_size:    the crops the model takes: S pixels on the ArcFace template, or a :class:`Geometry`
+                   (e.g. FaceNet's box with a margin at 160 px).
     For a checkpoint: ``Embedder(lambda x: embed_images(model, x), model.embedding_dim,
-    model.model_id, image_size)``.
+    model.model_id, model.crop_geometry)``.
     """
 
     embed: Callable[[np.ndarray], np.ndarray]
     embedding_dim: int
     model_id: str
-    image_size: int = 64
+    image_size: int | Geometry = 64
+
+    @property
+    def geometry(self) -> Geometry:
+        """The crop as a :class:`Geometry`."""
+        return self.image_size if isinstance(self.image_size, Geometry) else Geometry(int(self.image_size))
 
 
-def face_crop(frame: np.ndarray, quality: FrameQuality, detector: FaceDetector | None, size: int) -> np.ndarray:
-    """The face of a scored frame as uint8 (size, size, 3): the aligned detector crop when the frame
-    has a detection, else the frame itself (``assume_cropped``) resized."""
+def face_crop(frame: np.ndarray, quality: FrameQuality, detector: FaceDetector | None,
+              geometry: Geometry) -> np.ndarray:
+    """The face of a scored frame as uint8 (S, S, 3), S = ``geometry.size``: the detector crop cut as
+    ``geometry`` when the frame has a detection, else the frame itself (``assume_cropped``) resized."""
     if quality.detection is not None and detector is not None:
-        return detector.crop(frame, quality.detection, size)
-    return resize_face(frame, size)
+        return detector.crop(frame, quality.detection, geometry)
+    return resize_face(frame, geometry.size)
 
 
 def identify_video(frames: np.ndarray, embedder: Embedder, db: IdentityDB, quality_cfg: QualityConfig, *,
@@ -55,6 +63,7 @@ def identify_video(frames: np.ndarray, embedder: Embedder, db: IdentityDB, quali
     threshold:   cosine score a match needs (e.g. ``threshold_at_far`` at FAR 1e-3).
     detector:    used unless ``assume_cropped`` (default: ``FaceDetector()``).
     Returns {"identity": name or "unknown", "id": row id or None, "score": best cosine score,
+    "runner_up": {"identity", "score"} of the second-best enrolled identity (None with one enrolled),
     "threshold", "frame_index": selected frame's position in ``frames``, "quality": its
     measurements (dict), "per_frame": every frame's measurements (list of dicts)}.
     Raises NoUsableFrameError (listing each frame's failing checks) when no frame passes, and
@@ -64,13 +73,16 @@ def identify_video(frames: np.ndarray, embedder: Embedder, db: IdentityDB, quali
         detector = FaceDetector()
     scores = score_frames(frames, quality_cfg, detector)
     best = select_frame(scores, quality_cfg)
-    crop = face_crop(frames[best.index], best, detector, embedder.image_size)
+    crop = face_crop(frames[best.index], best, detector, embedder.geometry)
     embedding = np.asarray(embedder.embed(crop[None]), dtype=np.float32)
     if embedding.shape != (1, embedder.embedding_dim):
         raise ValueError(f"embedder '{embedder.model_id}' returned shape {embedding.shape}, "
                          f"expected (1, {embedder.embedding_dim})")
     match = db.identify(embedding[0], threshold, model_id=embedder.model_id)
-    return {"identity": match.name, "id": match.id, "score": match.score, "threshold": float(threshold),
+    ranked = db.search(embedding[0], 2, model_id=embedder.model_id)
+    runner_up = {"identity": ranked[1].name, "score": ranked[1].score} if len(ranked) > 1 else None
+    return {"identity": match.name, "id": match.id, "score": match.score, "runner_up": runner_up,
+            "threshold": float(threshold),
             "frame_index": best.index, "quality": _as_dict(best), "per_frame": [_as_dict(q) for q in scores]}
 
 

@@ -60,8 +60,11 @@ class IdentifyConfig:
     every:      keep every ``every``-th frame of a video file.
     max_frames: keep at most this many frames, spread evenly over the clip.
     database:   the identity database's SQLite file (its FAISS index lies beside it), repo-relative.
+    model:      the embedder: ``semisupervised`` (the patent's model, trained by its stage) or ``pretrained``
+                (the converted FaceNet, for faces cut as its geometry; its thresholds from validation pairs).
     """
 
+    model: str = field(default="semisupervised", metadata={"choices": ("semisupervised", "pretrained")})
     far: float = _num(1e-3, 0.0, 1.0, "(]")
     every: int = _num(1, 1, 10_000)
     max_frames: int = _num(64, 1, 100_000)

@@ -1,11 +1,11 @@
 """The ``identification`` stage: identify people from the synthetic test videos (patent CN112364828B's use).
 
-With the semi-supervised model: enrol the gallery (one identity record per known test identity) in an
-:class:`~benchmark.identify.database.IdentityDB` (SQLite + FAISS), score every video frame's quality,
-and compare rank-1 with the selected frame, a random frame and the worst frame; the open-set threshold
-is the model's threshold at ``identify.far`` on the training source's validation pairs (never the test pairs). Writes
-``<reports>/metrics/identification.json`` (``rank1_selected_frame``, ``rank1_random_frame``,
-``rank1_worst_frame``, ``quality_spearman``, ``gallery_size`` and the open-set figures).
+With the semi-supervised model (or the converted FaceNet, ``identify.model: pretrained``): enrol the gallery (one
+identity record per known test identity) in an :class:`~benchmark.identify.database.IdentityDB` (SQLite + FAISS),
+score every video frame's quality, and compare rank-1 with the selected frame, a random frame and the worst frame;
+the open-set threshold is the model's threshold at ``identify.far`` on the training source's validation pairs (never
+the test pairs). Writes ``<reports>/metrics/identification.json`` (``rank1_selected_frame``, ``rank1_random_frame``,
+``rank1_worst_frame``, ``quality_spearman``, ``gallery_size``, ``model`` and the open-set figures).
 
 A data set without videos (a folder of faces, LFW) is identified from its probe still images instead: the
 same database and threshold, ``videos`` 0, ``probes`` and the open-set figures only.
@@ -28,8 +28,7 @@ from benchmark.identify.evidence import frame_choices, quality_spearman, rank1_b
 from benchmark.identify.quality import failed_checks, score_frames
 from benchmark.models.checkpoint import embed_images, load_model
 from benchmark.data.dataset import load_dataset
-
-MODEL_STAGE = "semisupervised"
+from benchmark.train.recipe import PRETRAINED_VARIANT, check_crops, pretrained_variant
 
 
 @dataclass
@@ -52,7 +51,9 @@ def run(params: Params) -> IdentificationResult:
     artifacts = Path(params.paths.artifacts)
     data = load_dataset(params)
     p = data.protocol
-    model = load_model(artifacts / "models" / f"{MODEL_STAGE}.pt")
+    name = params.identify.model
+    model = pretrained_variant(params) if name == PRETRAINED_VARIANT else load_model(artifacts / "models" / f"{name}.pt")
+    check_crops(model, data.geometry.describe(), "the training source")
     threshold = threshold_for_far(model.meta["validation"], params.identify.far)
     gallery_emb = embed_images(model, data.images[p.gallery])
     gallery_labels = data.labels[p.gallery]
@@ -74,6 +75,7 @@ def run(params: Params) -> IdentificationResult:
                        "open_set": _open_set(answers, labels, gallery_labels, params.identify.far, threshold)}
             result = IdentificationResult(metrics, np.array([a.score for a in answers]), np.isin(labels, gallery_labels))
     result.metrics["gallery_size"] = len(people)
+    result.metrics["model"] = name
     io.write_json(Path(params.paths.reports) / "metrics" / "identification.json", result.metrics)
     return result
 

@@ -59,7 +59,7 @@ def load_model(path: str | os.PathLike) -> FaceModel:
     cfg = payload["config"]
     model = FaceModel(
         cfg["backbone"], cfg["backbone_kwargs"], cfg["embedding_dim"], tuple(cfg["mean"]), tuple(cfg["std"]),
-        cfg.get("input_size"),
+        cfg.get("input_size"), cfg.get("geometry"),
     )
     try:
         model.load_state_dict(payload["state_dict"])

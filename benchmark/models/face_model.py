@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from benchmark.data.align import Geometry
 from benchmark.models.registry import create_backbone
 
 DEFAULT_MEAN = (0.5, 0.5, 0.5)
@@ -48,9 +49,12 @@ class FaceModel(nn.Module):
                      defaults included), which is what the model records.
     embedding_dim:   D, the length of the face feature vector.
     mean, std:       per-channel input normalization, applied inside the model.
-    input_size:      the side of the square face crops the model was built for (its input geometry);
-                     ``forward`` refuses any other size with a message naming both. None: any size
-                     (checkpoints written before the check).
+    input_size:      the side of the square face crops the model was built for; ``forward`` refuses any
+                     other size with a message naming both. None: any size (checkpoints written before the
+                     check).
+    geometry:        how its face crops are cut (:meth:`~benchmark.data.align.Geometry.describe`, e.g.
+                     ``arcface 112px``, ``box+32px 160px``): what evaluation, identification and the CLI cut
+                     for it; its size must be ``input_size``. None: the ArcFace template at ``input_size``.
 
     Attributes ``embedding_dim`` (int) and ``model_id`` (a stable string naming the architecture and its
     configuration) identify which embeddings a vector database may be matched against.
@@ -64,12 +68,16 @@ class FaceModel(nn.Module):
         mean: tuple[float, float, float] = DEFAULT_MEAN,
         std: tuple[float, float, float] = DEFAULT_STD,
         input_size: int | None = None,
+        geometry: str | None = None,
     ) -> None:
         super().__init__()
         if embedding_dim < 1:
             raise ValueError(f"embedding_dim must be a positive integer, got {embedding_dim}")
+        if geometry is not None and Geometry.parse(geometry).size != input_size:
+            raise ValueError(f"geometry {geometry!r} cuts crops of another size than input_size={input_size}")
         self.backbone_name = backbone
         self.input_size = None if input_size is None else int(input_size)
+        self.geometry = geometry
         self.embedding_dim = int(embedding_dim)
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
@@ -103,7 +111,15 @@ class FaceModel(nn.Module):
             "mean": tuple(self.mean.flatten().tolist()),
             "std": tuple(self.std.flatten().tolist()),
             "input_size": self.input_size,
+            "geometry": self.geometry,
         }
+
+    @property
+    def crop_geometry(self) -> Geometry | None:
+        """The :class:`Geometry` of the crops it takes (None: any size, cut on the ArcFace template)."""
+        if self.geometry is not None:
+            return Geometry.parse(self.geometry)
+        return None if self.input_size is None else Geometry(self.input_size)
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) in [0, 1] -> normalized backbone input of the same shape."""
@@ -129,8 +145,8 @@ def _text(value: Any) -> str:
 
 
 def build_face_model(backbone: str, seed: int = 0, embedding_dim: int = 128, input_size: int | None = None,
-                     **backbone_kwargs: Any) -> FaceModel:
+                     geometry: str | None = None, **backbone_kwargs: Any) -> FaceModel:
     """A :class:`FaceModel` whose initial weights depend only on ``seed`` (the global RNG is left as it was)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return FaceModel(backbone, backbone_kwargs, embedding_dim, input_size=input_size)
+        return FaceModel(backbone, backbone_kwargs, embedding_dim, input_size=input_size, geometry=geometry)

@@ -80,7 +80,8 @@ def pretrained_face_model(cache_dir: str | os.PathLike, input_size: int = INPUT_
     if input_size != INPUT_SIZE:
         raise ValueError(f"{NAME} exists at {INPUT_SIZE}x{INPUT_SIZE} px only (crops cut as {GEOMETRY.describe()}), "
                          f"got input_size={input_size}")
-    model = FaceModel(NAME, embedding_dim=EMBEDDING_DIM, mean=MEAN, std=STD, input_size=INPUT_SIZE)
+    model = FaceModel(NAME, embedding_dim=EMBEDDING_DIM, mean=MEAN, std=STD, input_size=INPUT_SIZE,
+                      geometry=GEOMETRY.describe())
     model.backbone.net.load_state_dict(facenet_state_dict(cache_dir, graph))
     return model.eval()
 

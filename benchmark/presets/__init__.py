@@ -1,8 +1,9 @@
 """Presets: named sets of params.yaml overrides shipped with the package (``<name>.yaml`` beside this file).
 
 ``tiny`` runs the whole DAG in a few minutes on 2 CPU cores (the tests run it, on the synthetic data and on
-a real folder). :func:`apply` merges a preset into a params dict and validates the result, so a preset that
-names an unknown key fails like params.yaml would.
+a real folder). A preset may start from another: ``_extends: <name>`` merges its own overrides over that one's.
+:func:`apply` merges a preset into a params dict and validates the result, so a preset that names an unknown key
+fails like params.yaml would.
 """
 
 from __future__ import annotations
@@ -22,12 +23,17 @@ def names() -> list[str]:
     return sorted(p.stem for p in FOLDER.glob("*.yaml"))
 
 
-def load(name: str) -> dict:
-    """The overrides of preset ``name``; an unknown name raises ConfigError listing the known ones."""
+def load(name: str, _seen: tuple[str, ...] = ()) -> dict:
+    """The overrides of preset ``name`` (over those of the preset it ``_extends``); an unknown name raises
+    ConfigError listing the known ones, and so does a preset that extends itself through a cycle."""
     path = FOLDER / f"{name}.yaml"
     if not path.is_file():
         raise ConfigError(f"unknown preset '{name}'; known presets: {', '.join(names())}")
-    return yaml.safe_load(path.read_text()) or {}
+    if name in _seen:
+        raise ConfigError(f"preset '{name}' extends itself: {' -> '.join((*_seen, name))}")
+    own = yaml.safe_load(path.read_text()) or {}
+    base = own.pop("_extends", None)
+    return merge(load(base, (*_seen, name)), own) if base else own
 
 
 def merge(base: dict, overrides: dict) -> dict:

@@ -10,6 +10,7 @@ accuracy and robustness are written for one benchmark set (the report passes the
 
 from __future__ import annotations
 
+from benchmark.evaluation.paired import verdict
 from benchmark.report.headline import HEADLINE_ATTACK, HEADLINE_EPS
 
 
@@ -124,3 +125,42 @@ def robustness(evaluation: dict, pairs: int, benchmark: str) -> list[str]:
     return [f"On {benchmark}, robust accuracy under PGD-L∞ at 4/255 ranges from {ranked[0][0]:.3f} ({ranked[0][1]}) to "
             f"{ranked[-1][0]:.3f} ({ranked[-1][1]}). With {pairs} attacked pairs per variant a robust accuracy is "
             f"known to about ±{half_width:.0f} points (95% binomial interval at worst): closer variants are not told apart."]
+
+
+def _min_perturbation(evaluation: dict, variant: str, benchmark: str) -> float | None:
+    r = evaluation.get(variant, {}).get(benchmark, {}).get("robustness", {}).get(HEADLINE_ATTACK, {})
+    return r.get("median_min_perturbation", {}).get("dodging")
+
+
+def pretrained(evaluation: dict, comparisons: dict | None, run: dict | None, benchmark: str) -> list[str]:
+    """The pretrained reference (the converted FaceNet as is) on ``benchmark``: its accuracy and robustness against
+    RobFR's yardstick, and each variant against it with the paired test of ``comparisons.json``; a fine-tuned
+    variant's target is to be no worse than it by more than the variant's own fold std."""
+    reference = (comparisons or {}).get("reference")
+    weights = (run or {}).get("variants", {}).get(reference, {}).get("weights", "")
+    if not weights.endswith(" as is") or _acc(evaluation, reference, benchmark) is None:
+        return []  # the reference is a trained variant (no pretrained row was evaluated)
+    acc, std = _acc(evaluation, reference, benchmark)
+    robust, pert = _robust(evaluation, reference, benchmark), _min_perturbation(evaluation, reference, benchmark)
+    text = [f"On {benchmark}, {reference} ({weights}) reaches {acc:.3f} ± {std:.3f} clean 10-fold accuracy."]
+    if robust is not None:
+        budget = "beyond the largest budget (16/255)" if pert is None else f"{pert * 255:.2f}/255"
+        text.append(f"White-box, {reference} keeps {robust:.3f} robust accuracy under PGD-L∞ at 4/255, and half of "
+                    f"its genuine pairs are dodged within {budget}. RobFR (Yang et al. 2020, arXiv:2007.04118) finds "
+                    "naturally trained face recognizers, FaceNet among them, broken by white-box L∞ attacks at budgets "
+                    "of a few /255: the yardstick this row is read against.")
+    for variant, c in (comparisons or {}).get("sets", {}).get(benchmark, {}).items():
+        own = _acc(evaluation, variant, benchmark)
+        if own is None:
+            continue
+        lo, hi = c["ci"]
+        sentence = (f"{variant} − {reference}: {100 * c['difference']:+.1f} points [{100 * lo:+.1f}, {100 * hi:+.1f}] "
+                    f"(paired bootstrap over {c['pairs']} pairs, 95%), McNemar p = {c['p_value']:.2g}")
+        weights = (run or {}).get("variants", {}).get(variant, {}).get("weights", "")
+        if weights.startswith("fine-tuned"):
+            target = verdict(c["ci"], -own[1])
+            word = {"above": "met", "below": "missed", "not shown": "not shown"}[target]
+            sentence += (f"; target (fine-tuned, no worse than {reference} by more than its fold std, "
+                         f"{100 * own[1]:.1f} points): {word}")
+        text.append(sentence + ".")
+    return text

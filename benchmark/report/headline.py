@@ -10,7 +10,9 @@ Inputs are the parsed metrics files, passed in as plain dicts (no I/O here):
 * ``federated``: ``reports/metrics/federated.json`` (``{mode: {...}}``) or None; its variants are named
   ``federated_<mode>`` in ``evaluation``; their training time is the sum over rounds of every institution's
   local training seconds (the compute a centralized run would spend), HE work apart;
-* ``benchmarks``: the ``"benchmarks"`` block of ``reports/metrics/data.json`` (each set's ``format``) or None.
+* ``benchmarks``: the ``"benchmarks"`` block of ``reports/metrics/data.json`` (each set's ``format``) or None;
+* ``run``: ``reports/metrics/evaluate_run.json`` (``{"variants": {variant: {"weights", ...}}}``: where each
+  variant's weights came from) or None.
 
 A value the pipeline did not produce is ``None`` and shows as "n/a": nothing is filled in by guess.
 """
@@ -35,6 +37,7 @@ COLUMNS = (
     ("train_seconds", "training time (s)"),
     ("he_seconds_per_round", "HE cost per round (s)"),
     ("he_megabytes_per_round", "ciphertext per round (MB)"),
+    ("weights", "weights"),
 )
 
 
@@ -66,9 +69,10 @@ def benchmark_sets(evaluation: dict) -> list[str]:
     return list(dict.fromkeys(name for sets in evaluation.values() for name in sets))
 
 
-def headline_rows(evaluation: dict, stages: dict[str, dict], federated: dict | None, benchmark: str) -> list[dict]:
+def headline_rows(evaluation: dict, stages: dict[str, dict], federated: dict | None, benchmark: str,
+                  run: dict | None = None) -> list[dict]:
     """One dict per variant of ``evaluation`` (in its order) with the keys of :data:`COLUMNS`, measured on the
-    benchmark set ``benchmark`` (training time and HE cost do not depend on it)."""
+    benchmark set ``benchmark`` (training time, HE cost and weights do not depend on it)."""
     rows = []
     for variant, sets in evaluation.items():
         result = sets.get(benchmark)
@@ -80,6 +84,7 @@ def headline_rows(evaluation: dict, stages: dict[str, dict], federated: dict | N
         train_seconds = sum(fed["train_seconds"]) if fed and fed.get("train_seconds") else _get(stages, variant, "train_seconds")
         rows.append({
             "variant": variant,
+            "weights": _get(run, "variants", variant, "weights"),
             "accuracy": _get(result, "verification", "accuracy_mean"),
             "accuracy_std": _get(result, "verification", "accuracy_std"),
             "tar_at_far_1e-3": _get(result, "verification", "tar_at_far_1e-3"),
@@ -93,13 +98,13 @@ def headline_rows(evaluation: dict, stages: dict[str, dict], federated: dict | N
 
 
 def headline_tables(evaluation: dict, stages: dict[str, dict], federated: dict | None,
-                    benchmarks: dict | None) -> list[dict]:
+                    benchmarks: dict | None, run: dict | None = None) -> list[dict]:
     """``[{"name", "title", "rows"}]``: one table per benchmark set of ``evaluation``, the headline set first;
     ``title`` is :func:`~benchmark.report.benchmarks.set_title` with the format from ``benchmarks``, the first
     one marked "(headline set)"."""
     return [{"name": name,
              "title": set_title(name, _get(benchmarks, name, "format")) + (" (headline set)" if k == 0 else ""),
-             "rows": headline_rows(evaluation, stages, federated, name)}
+             "rows": headline_rows(evaluation, stages, federated, name, run)}
             for k, name in enumerate(benchmark_sets(evaluation))]
 
 
@@ -108,7 +113,7 @@ def format_cell(row: dict, key: str) -> str:
     value = row.get(key)
     if value is None:
         return "n/a"
-    if key == "variant":
+    if key in ("variant", "weights"):
         return str(value)
     if isinstance(value, float) and math.isinf(value):
         return "> budget"

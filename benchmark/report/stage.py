@@ -75,6 +75,8 @@ class Inputs:
     federated: dict | None
     manifest: dict
     data: dict | None
+    run: dict | None = None
+    comparisons: dict | None = None
 
 
 def _read_json(path: Path) -> dict | None:
@@ -89,7 +91,8 @@ def read_inputs(params: Params) -> Inputs:
         raise FileNotFoundError(f"no data manifest at {artifacts / 'data' / 'manifest.json'}: run the data stage first")
     stages = {s: m for s in TRAINING_STAGES if (m := _read_json(metrics / f"{s}.json")) is not None}
     return Inputs(_read_json(metrics / "evaluation.json") or {}, stages, _read_json(metrics / "federated.json"), manifest,
-                  _read_json(metrics / "data.json"))
+                  _read_json(metrics / "data.json"), _read_json(metrics / "evaluate_run.json"),
+                  _read_json(metrics / "comparisons.json"))
 
 
 def data_section(manifest: dict, data: dict | None) -> tuple[list[str], list[dict]]:
@@ -115,7 +118,8 @@ def build_sections(inputs: Inputs, figures_dir: Path, pairs: int) -> list[dict]:
         "semisupervised": findings.semisupervised(inputs.evaluation, inputs.stages, headline),
         "hardened": findings.hardened(inputs.evaluation, inputs.stages, headline),
         "federated": findings.federated(inputs.federated),
-        "evaluation": findings.robustness(inputs.evaluation, pairs, headline),
+        "evaluation": [*findings.robustness(inputs.evaluation, pairs, headline),
+                       *findings.pretrained(inputs.evaluation, inputs.comparisons, inputs.run, headline)],
     }
     tables = {"data": data_tables}
     sections = []
@@ -135,7 +139,8 @@ def run(params: Params) -> dict:
     :func:`~benchmark.report.headline.headline_tables`)."""
     reports = Path(params.paths.reports)
     inputs = read_inputs(params)
-    tables = headline_tables(inputs.evaluation, inputs.stages, inputs.federated, (inputs.data or {}).get("benchmarks"))
+    tables = headline_tables(inputs.evaluation, inputs.stages, inputs.federated, (inputs.data or {}).get("benchmarks"),
+                             inputs.run)
     notebooks = []
     for nb in sorted((reports / "notebooks").glob("*.ipynb")):
         if nb.stem == REPORT_NOTEBOOK:

@@ -1,21 +1,29 @@
 """How a training stage is set up from params.yaml, shared by the training and federated stages: the model for
-a crop size, the loop's configuration, the images it trains on, the validation identities' pairs, and the
-operating thresholds chosen on them (the checkpoint's ``meta["validation"]``).
+the data's crops (from scratch or from the pretrained FaceNet), the loop's configuration, the images it trains on,
+the validation identities' pairs, and the operating thresholds chosen on them (the checkpoint's
+``meta["validation"]``).
 """
 
 from __future__ import annotations
 
 import inspect
+import os
+from pathlib import Path
 
 import numpy as np
+import torch
 
-from benchmark.config import SupervisedConfig
-from benchmark.data.dataset import Dataset
+from benchmark.config import Params, SupervisedConfig
+from benchmark.data.align import Geometry
+from benchmark.data.dataset import Dataset, load_dataset
 from benchmark.data.protocol import Protocol
+from benchmark.errors import DataError
 from benchmark.evaluation.calibration import calibrate
 from benchmark.evaluation.verification import cosine_scores
 from benchmark.models.checkpoint import embed_images
 from benchmark.models.face_model import FaceModel, build_face_model
+from benchmark.models.facenet import GEOMETRY as FACENET_GEOMETRY
+from benchmark.models.pretrained import pretrained_face_model
 from benchmark.models.registry import BACKBONES
 from benchmark.train.common import TrainConfig, ValPairs
 
@@ -26,11 +34,49 @@ def train_config(cfg: SupervisedConfig, seed: int) -> TrainConfig:
     return TrainConfig(**{k: getattr(cfg, k) for k in keys}, seed=seed)
 
 
-def build_model(cfg: SupervisedConfig, image_size: int, seed: int) -> FaceModel:
-    """The stage's FaceModel for ``image_size`` crops; backbones whose factory takes ``image_size`` get it."""
+PRETRAINED_VARIANT = "pretrained"  # the converted FaceNet as is, evaluated and used like a trained variant
+
+
+def pretrained_variant(params: Params, device: torch.device | str = "cpu") -> FaceModel:
+    """The converted FaceNet as a variant, on ``device``: ``meta`` = ``{"init": "facenet_casia", "validation": ...}``,
+    its thresholds chosen on the training source's validation pairs like a trained stage's (never on test pairs).
+    DataError when the data stage cut the faces another way than FaceNet takes them."""
+    model = pretrained_face_model(pretrained_cache(params)).to(device)
+    data = load_dataset(params)
+    check_crops(model, data.geometry.describe(), "the training source")
+    model.meta = {"init": "facenet_casia", "validation": validation_meta(model, val_pairs(data))}
+    return model
+
+
+def check_crops(model: FaceModel, geometry: str, what: str) -> None:
+    """DataError naming both when ``model`` takes faces cut another way than ``geometry`` (the crops of ``what``)."""
+    expected = model.crop_geometry
+    if expected is not None and expected.describe() != geometry:
+        raise DataError(f"{model.backbone_name} takes faces cut as {expected.describe()}, but {what} was cut as "
+                        f"{geometry}: set data.image_size, data.alignment and data.box_margin to match and rerun "
+                        "the data stage")
+
+
+def pretrained_cache(params: Params) -> Path:
+    """Where the converted pretrained weights are kept: ``<artifacts>/pretrained``."""
+    return Path(params.paths.artifacts) / "pretrained"
+
+
+def build_model(cfg: SupervisedConfig, geometry: Geometry, seed: int, cache_dir: str | os.PathLike) -> FaceModel:
+    """The stage's FaceModel for crops cut as ``geometry``: seeded random weights (``init: scratch``; backbones
+    whose factory takes ``image_size`` get it) or the pretrained FaceNet to fine-tune (``init: facenet_casia``,
+    its converted weights cached in ``cache_dir``), which needs faces cut as FaceNet's geometry."""
+    if cfg.init == "facenet_casia":
+        if geometry != FACENET_GEOMETRY:
+            raise DataError(f"init 'facenet_casia' fine-tunes FaceNet, which takes faces cut as "
+                            f"{FACENET_GEOMETRY.describe()}; the data stage cut {geometry.describe()}: set "
+                            f"data.image_size {FACENET_GEOMETRY.size}, data.alignment {FACENET_GEOMETRY.policy}, "
+                            f"data.box_margin {FACENET_GEOMETRY.margin}")
+        return pretrained_face_model(cache_dir).train()
     takes_size = "image_size" in inspect.signature(BACKBONES.get(cfg.backbone)).parameters
-    kwargs = {"image_size": image_size} if takes_size else {}
-    return build_face_model(cfg.backbone, seed=seed, embedding_dim=cfg.embedding_dim, input_size=image_size, **kwargs)
+    kwargs = {"image_size": geometry.size} if takes_size else {}
+    return build_face_model(cfg.backbone, seed=seed, embedding_dim=cfg.embedding_dim, input_size=geometry.size,
+                            geometry=geometry.describe(), **kwargs)
 
 
 def val_pairs(data: Dataset) -> ValPairs:

@@ -53,7 +53,7 @@ from benchmark.train.common import TrainConfig, ValPairs
 from benchmark.train.gate import PerformanceGate
 from benchmark.train.hardening import HardeningTerm
 from benchmark.train.loop import train_semisupervised, train_supervised
-from benchmark.train.recipe import build_model, train_config, training_images, val_pairs, validation_meta
+from benchmark.train.recipe import build_model, pretrained_cache, train_config, training_images, val_pairs, validation_meta
 
 STAGES = ("supervised", "semisupervised", "timm_reference", "adversarial", "pgd_at", "trades")
 
@@ -77,7 +77,7 @@ def run(stage: str, params: Params, data: Dataset | None = None) -> TrainResult:
     data = data or load_dataset(params)
     p, seed = data.protocol, params.seed
     torch.manual_seed(seed)
-    model = build_model(cfg, data.images.shape[1], seed)
+    model = build_model(cfg, data.geometry, seed, pretrained_cache(params))
     semi = isinstance(cfg, SemiSupervisedConfig)
     train_idx = p.labelled if semi else training_images(cfg, p)
     head = create_head(cfg.head, embedding_dim=cfg.embedding_dim, num_classes=len(np.unique(data.labels[train_idx])), seed=seed)
