@@ -318,7 +318,7 @@ class Params:
     supervised: SupervisedConfig = field(default_factory=lambda: SupervisedConfig(images="labelled"))
     semisupervised: SemiSupervisedConfig = field(default_factory=SemiSupervisedConfig)
     timm_reference: SupervisedConfig = field(
-        default_factory=lambda: SupervisedConfig(backbone="mobilenetv3_small_100", images="labelled"))
+        default_factory=lambda: SupervisedConfig(backbone="resnet18", max_epochs=10, images="labelled"))
     identify: IdentifyConfig = field(default_factory=IdentifyConfig)
     # Adversarial training of the 64 px synthetic faces underfits with the standard augmentation in 10 epochs
     # (PGD-AT validation accuracy 0.70 vs 0.886 with flips only): the three adversarial stages flip only.
