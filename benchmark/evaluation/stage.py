@@ -14,11 +14,11 @@ the first (headline) benchmark set.
 Writes, in ``<reports>/metrics/``: ``evaluation.json`` = ``{variant: {benchmark_set: {"verification": {...},
 "identification": {...}, "robustness": {...}}}}``; ``robustness.json`` = ``{variant: {benchmark_set: {attack:
 {"eps_N": ..., "median_min_perturbation": ...}}}}``; ``transfer.json`` = ``{"benchmark", "attack": "pgd_linf",
-"eps": "eps_N", "matrix": {source: {target: dodging_asr}}}``; ``comparisons.json`` = ``{"reference", "sets": {set: {variant: {"difference", "ci", "p_value", ...}}}}``: each
-variant against the reference (``pretrained`` when evaluated, else the first variant) on the same pairs
-(:mod:`benchmark.evaluation.paired`); ``evaluate_run.json`` = ``{"variants": {variant:
-{"weights", "seconds"}}, "peak_rss_mb"}`` (where each variant's weights came from, and the stage's peak resident
-memory). And plot data for ``dvc plots`` in
+"eps": "eps_N", "matrix": {source: {target: dodging_asr}}}``; ``comparisons.json`` = ``{"reference", "sets": {set:
+{variant: {"difference", "ci", "p_value", ...}}}}``: each variant against the reference (``pretrained`` when
+evaluated, else the first variant) on the same pairs (:mod:`benchmark.evaluation.paired`); ``evaluate_run.json`` =
+``{"variants": {variant: {"weights", "seconds"}}, "peak_rss_mb"}`` (where each variant's weights came from, and the
+stage's peak resident memory). And plot data for ``dvc plots`` in
 ``<reports>/plots/evaluate/`` (headline set): ``roc.json`` (every variant's ROC on one FAR grid) and
 ``asr_vs_eps.json`` (PGD-L-inf dodging and impersonation success per budget, a column per variant).
 """
