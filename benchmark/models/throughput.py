@@ -4,7 +4,7 @@
 embeddings out: conversion to [0, 1], the model's own standardization, backbone, normalization) against
 facenet-pytorch's own ``InceptionResnetV1.forward`` (it ends in the same L2 normalization) on the same faces
 already as standardized float tensors, in the same process, interleaved, batch by batch. A benchmark, not a
-test: the figure depends on the machine.
+test: the figure depends on the machine. One batch of each path runs untimed first (warm-up).
 """
 
 from __future__ import annotations
@@ -40,6 +40,9 @@ def embed_vs_bare(model: FaceModel, images: np.ndarray, batch_size: int = 32, re
         with torch.no_grad():
             return torch.cat([net(x) for x in tensors]).numpy()
 
+    embed_images(model, images[:batch_size], batch_size=batch_size)  # warm-up: one untimed batch each
+    with torch.no_grad():
+        net(tensors[0])
     times: dict[str, list[float]] = {"suite": [], "bare": []}
     outputs: dict[str, np.ndarray] = {}
     for r in range(repeats):
