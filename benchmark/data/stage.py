@@ -4,7 +4,8 @@ run the eigenfaces baseline on each, write it all.
 Outputs (paths from params.yaml ``paths``), each written atomically:
 
 * ``<artifacts>/data/faces.npz``: the training source: images uint8 (N, H, W, 3), labels, identities,
-  sources, the geometry they were cut to (``arcface 112px``), and the kept detections (boxes, landmarks, confidence; NaN where taken as a crop);
+  sources, the geometry they were cut to (``arcface 112px``), and the kept detections (boxes, landmarks,
+  confidence; NaN where taken as a crop);
 * ``<artifacts>/data/protocol.npz``: the :class:`~benchmark.data.protocol.Protocol` arrays;
 * ``<artifacts>/data/benchmarks/<name>.npz``: each benchmark set (:class:`~benchmark.data.dataset.BenchmarkSet`);
 * ``<artifacts>/data/videos.npz``: synthetic test-identity videos with per-frame quality (synthetic only);
@@ -69,6 +70,7 @@ def run(params: Params) -> DataResult:
     """Run the data stage with validated ``params``; returns what it wrote."""
     start = time.perf_counter()
     cfg, seed = params.data, params.seed
+    geometry = data_geometry(cfg)
     for k, b in enumerate(cfg.benchmarks):  # before minutes of detection, not after
         benchmarks_mod.check_path(b, f"data.benchmarks[{k}]")
     identity_params, prep = None, None
@@ -84,8 +86,8 @@ def run(params: Params) -> DataResult:
     for k, b in enumerate(cfg.benchmarks):
         if b.format != "split" and prep is None:
             prep = preparer(params)
-        sets[b.name], unusable[b.name] = benchmarks_mod.build(b, f"data.benchmarks[{k}]", faces, proto, data_geometry(cfg),
-                                                              prep, cfg.protocol, seed)
+        sets[b.name], unusable[b.name] = benchmarks_mod.build(b, f"data.benchmarks[{k}]", faces, proto, geometry, prep,
+                                                              cfg.protocol, seed)
     videos = None
     if identity_params is not None:
         test_ids = np.unique(faces.labels[proto.test])
@@ -107,7 +109,7 @@ def run(params: Params) -> DataResult:
         labels=faces.labels,
         identities=np.asarray(faces.identities),
         sources=np.asarray(faces.sources),
-        geometry=np.asarray(data_geometry(cfg).describe()),
+        geometry=np.asarray(geometry.describe()),
         **_detections(faces),
     )
     io.write_npz(out / "protocol.npz", **proto.arrays())
