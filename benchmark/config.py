@@ -127,7 +127,9 @@ class SupervisedConfig:
     """A supervised training stage: backbone + embedding + head, trained on every training image (``images:
     all``) or on the labelled ones (``labelled``); ``augment``: standard | flip | none (benchmark/train/augment.py).
     ``init``: ``scratch`` (seeded random weights) or ``facenet_casia`` (fine-tune the pretrained FaceNet:
-    ``backbone: facenet_casia``, ``embedding_dim: 512``, faces cut as FaceNet's geometry)."""
+    ``backbone: facenet_casia``, ``embedding_dim: 512``, faces cut as FaceNet's geometry). A fine-tuned stage
+    starts its keep-best from the pretrained weights (epoch 0); ``head_epochs`` first train the fresh head alone
+    on the frozen body, and ``head_lr`` (0 = ``lr``) is the head's learning rate (benchmark/train/common.py)."""
 
     init: str = _choice("scratch", "scratch", "facenet_casia")
     backbone: str = "ae_encoder"
@@ -143,9 +145,17 @@ class SupervisedConfig:
     min_delta: float = _num(0.01, 0.0, 1.0)
     images: str = _choice("all", "all", "labelled")
     augment: str = _choice("standard", "standard", "flip", "none")
+    head_epochs: int = _num(0, 0, 1000)
+    head_lr: float = _num(0.0, 0.0, 10.0)
 
     def __post_init__(self) -> None:
         check_init(self)
+        if (self.head_epochs or self.head_lr) and self.init == "scratch":
+            raise ConfigError(f"'head_epochs' = {self.head_epochs} and 'head_lr' = {self.head_lr} apply when "
+                              "fine-tuning a pretrained model: set them to 0 with 'init' = 'scratch'")
+        if self.head_epochs >= self.max_epochs:
+            raise ConfigError(f"'head_epochs' = {self.head_epochs} must be below 'max_epochs' = {self.max_epochs}: "
+                              "the whole network must train at least one epoch")
 
 
 def check_init(cfg: Any) -> None:

@@ -1,6 +1,7 @@
 """The convergence rule, batches, and short runs of the training loops and the throughput benchmark."""
 
 import copy
+import dataclasses
 
 import numpy as np
 import pytest
@@ -104,6 +105,10 @@ def test_train_config_rejects_bad_values():
         TrainConfig(g=1.0)
     with pytest.raises(ValueError, match="optimizer 'adam'"):
         TrainConfig(optimizer="adam")
+    with pytest.raises(ValueError, match=r"head_epochs and head_lr apply when fine-tuning"):
+        TrainConfig(head_epochs=1)
+    with pytest.raises(ValueError, match=r"head_epochs must be in \[0, max_epochs = 3\), got 3"):
+        TrainConfig(max_epochs=3, head_epochs=3, fine_tune=True)
 
 
 @pytest.fixture(scope="module")
@@ -291,6 +296,63 @@ def test_fit_ends_with_the_weights_of_the_best_val_accuracy_epoch(keep_best):
     assert not torch.equal(states[1][0]["weight"], states[3][0]["weight"])
     for module, state in zip(modules, states[kept - 1]):
         assert all(torch.equal(v, state[k]) for k, v in module.state_dict().items())
+
+
+def _scripted_fit(accuracies, cfg):
+    """fit over a body (Linear) and a head (Linear) whose validate scripts ``accuracies`` and records the
+    weights at each call; returns (history, body, head, states)."""
+    torch.manual_seed(0)
+    body, head = nn.Linear(3, 4), nn.Linear(4, 2)
+    x, target = torch.randn(8, 3), torch.randn(8, 2)
+    scripted, states = iter(accuracies), []
+
+    def step():
+        loss = (head(body(x)) - target).pow(2).mean()
+        return loss, {"loss": loss.item()}
+
+    def validate():
+        states.append([copy.deepcopy(m.state_dict()) for m in (body, head)])
+        return {"val_accuracy": next(scripted)}
+
+    history = fit([body, head], step, validate, 3, 8, cfg, ("val_accuracy",), "test", keep_best=True, body=body)
+    return history, body, head, states
+
+
+def test_fine_tuning_keeps_the_pretrained_start_when_no_epoch_beats_it():
+    # Prepare: the starting weights score 0.95 on validation pairs, every trained epoch less
+    cfg = TrainConfig(max_epochs=3, patience=50, lr=0.1, progress=False, fine_tune=True)
+    # Execute
+    history, body, head, states = _scripted_fit([0.95, 0.6, 0.9, 0.7], cfg)
+    # Assert: epoch 0 is kept, the curves still start at epoch 1
+    assert history["start_val_accuracy"] == 0.95 and history["best_epoch"] == 0 and history["kept_epoch"] == 0
+    assert history["epochs"] == 3 and history["curves"]["val_accuracy"]["val"] == [0.6, 0.9, 0.7]
+    assert not torch.equal(states[0][0]["weight"], states[3][0]["weight"])
+    for module, state in zip((body, head), states[0]):
+        assert all(torch.equal(v, state[k]) for k, v in module.state_dict().items())
+
+
+def test_fine_tuning_trains_the_head_alone_first_and_at_its_own_learning_rate():
+    # Prepare: one head-only epoch, then the whole network; the head at ten times the body's rate
+    cfg = TrainConfig(max_epochs=3, patience=50, lr=0.01, head_lr=0.1, head_epochs=1, progress=False, fine_tune=True)
+    # Execute
+    history, body, head, states = _scripted_fit([0.5, 0.6, 0.7, 0.8], cfg)
+    # Assert: states[i] are the weights after epoch i (0 = the start)
+    assert history["kept_epoch"] == 3 and all(p.requires_grad for p in body.parameters())
+    assert torch.equal(states[0][0]["weight"], states[1][0]["weight"])  # body frozen in epoch 1
+    assert not torch.equal(states[0][1]["weight"], states[1][1]["weight"])  # the head trained
+    assert not torch.equal(states[1][0]["weight"], states[2][0]["weight"])  # body trains from epoch 2
+    # AdamW moves a weight by about its learning rate a step: the head at 0.1 moves ~10x as far as at lr 0.01
+    same_rate = _scripted_fit([0.5, 0.6, 0.7, 0.8], dataclasses.replace(cfg, head_lr=0.0))[3]
+    moved = [(s[1][1]["weight"] - s[0][1]["weight"]).abs().mean().item() for s in (states, same_rate)]
+    assert moved[0] > 5 * moved[1]
+
+
+def test_fine_tuning_needs_the_body_and_scratch_training_validates_no_start():
+    cfg = TrainConfig(max_epochs=2, progress=False, fine_tune=True)
+    with pytest.raises(ValueError, match="test: fine-tuning needs the pretrained body"):
+        fit([nn.Linear(2, 2)], lambda: None, dict, 1, 1, cfg, (), "test", keep_best=True)
+    history, *_ = _scripted_fit([0.5, 0.6, 0.7], TrainConfig(max_epochs=3, patience=50, progress=False))
+    assert history["start_val_accuracy"] is None and history["best_epoch"] == 3
 
 
 def test_supervised_run_with_val_pairs_stops_on_val_accuracy_and_keeps_its_best_epoch(data, val_pairs):

@@ -115,7 +115,7 @@ def _fit(batches: AdversarialBatches, step: StepFn, steps: int, name: str) -> di
     """:func:`~benchmark.train.loop.fit` tracking ``loss_adv`` and keeping the last epoch (module docstring)."""
     return fit(
         [batches.model, batches.head], step, batches.validate, steps, batches.cfg.batch_size, batches.cfg,
-        ("loss_adv",), f"{name} {batches.model.backbone_name}", keep_best=False,
+        ("loss_adv",), f"{name} {batches.model.backbone_name}", keep_best=False, body=batches.model,
     )
 
 

@@ -48,6 +48,13 @@ class TrainConfig:
                   colour jitter), "flip" (horizontal flip only) or "none".
     keep_best:    with validation pairs, end with the weights of the epoch of best ``val_accuracy`` instead of
                   the last epoch's (the adversarial loops always keep the last epoch).
+    fine_tune:    the model starts from a pretrained recognizer (``init`` other than ``scratch``). With
+                  ``keep_best`` its starting weights are validated as epoch 0 and returned unchanged when no
+                  epoch beats them, so fine-tuning never ends worse on validation pairs than where it started.
+    head_epochs:  when fine-tuning, the first epochs train the head only, the pretrained body frozen in eval
+                  mode, then the whole network trains: linear probing, then fine-tuning (Kumar et al., ICLR
+                  2022), so a fresh head's random gradients do not distort the pretrained features.
+    head_lr:      when fine-tuning, the head's learning rate (the body's is ``lr``); 0 = ``lr``.
     seed:         seeds sampling, augmentation and torch's RNG.
     threads:      torch.set_num_threads for the run; 0 leaves the current setting.
     progress:     show a tqdm bar (one tick per epoch, losses in its postfix).
@@ -64,6 +71,9 @@ class TrainConfig:
     g: float = 0.75
     augment: str = "standard"
     keep_best: bool = True
+    fine_tune: bool = False
+    head_epochs: int = 0
+    head_lr: float = 0.0
     seed: int = 0
     threads: int = 0
     progress: bool = True
@@ -76,10 +86,15 @@ class TrainConfig:
                 f"optimizer {self.optimizer!r} / schedule {self.schedule!r} not allowed; "
                 f"choose optimizer from {OPTIMIZERS} and schedule from {SCHEDULES}"
             )
-        if not (self.lr > 0 and self.weight_decay >= 0 and self.threads >= 0):
+        if not (self.lr > 0 and self.weight_decay >= 0 and self.threads >= 0 and self.head_lr >= 0):
             raise ValueError(
-                f"need lr > 0, weight_decay >= 0, threads >= 0; got {self.lr}, {self.weight_decay}, {self.threads}"
+                f"need lr > 0, weight_decay >= 0, threads >= 0, head_lr >= 0; got {self.lr}, {self.weight_decay}, "
+                f"{self.threads}, {self.head_lr}"
             )
+        if (self.head_epochs or self.head_lr) and not self.fine_tune:
+            raise ValueError("head_epochs and head_lr apply when fine-tuning a pretrained model (fine_tune)")
+        if not 0 <= self.head_epochs < self.max_epochs:
+            raise ValueError(f"head_epochs must be in [0, max_epochs = {self.max_epochs}), got {self.head_epochs}")
         if self.augment not in AUGMENTATIONS:
             raise ValueError(f"augment {self.augment!r} not allowed; choose from {AUGMENTATIONS}")
         check_g(self.g)
@@ -167,7 +182,8 @@ class IdentityClasses:
             )
 
 
-def make_optimizer(params: list[torch.nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
+def make_optimizer(params: list[torch.nn.Parameter] | list[dict], cfg: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW or SGD over ``params``: parameters, or parameter groups (dicts) whose own ``lr`` overrides ``cfg.lr``."""
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay)

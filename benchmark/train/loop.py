@@ -22,9 +22,11 @@ value (``curves[name]["train" | "val"]``, epoch 1 first), ``converged_at`` (1-ba
 ``epochs``, ``seconds`` (wall clock, validation included), ``train_seconds`` and ``images_per_second``
 (images through the network per second of training steps, the figure :mod:`benchmark.train.bare`
 compares with a bare PyTorch loop), ``best_epoch`` and ``best_val_accuracy`` (1-based epoch of the highest
-``val_accuracy`` and its value; None without validation pairs), ``kept_epoch`` (the epoch whose weights the
-modules hold on return), and for the semi-supervised model the per-epoch
-:func:`~benchmark.models.autoencoder.collapse_stats` of the validation images (``collapse``).
+``val_accuracy`` and its value; None without validation pairs; epoch 0 is the pretrained start when
+fine-tuning), ``kept_epoch`` (the epoch whose weights the modules hold on return), ``start_val_accuracy``
+(the starting weights' ``val_accuracy`` when fine-tuning with keep-best, None otherwise), and for the
+semi-supervised model the per-epoch :func:`~benchmark.models.autoencoder.collapse_stats` of the validation
+images (``collapse``).
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ def fit(
     tracked: tuple[str, ...],
     desc: str,
     keep_best: bool = False,
+    body: nn.Module | None = None,
 ) -> dict:
     """Run epochs of ``step`` (returns the loss to minimise and the losses to log) until every curve in
     ``tracked`` has converged on ``validate``'s values, or ``max_epochs``; returns the history and
@@ -77,22 +80,39 @@ def fit(
     is judged higher-is-better, every other curve lower-is-better.
 
     keep_best: when ``validate`` returns ``val_accuracy``, deep-copy the state_dicts of ``modules`` at each
-    epoch that raises its best value and load the best epoch's back at the end (first epoch on a tie).
+    epoch that raises its best value and load the best epoch's back at the end (first epoch on a tie); with
+    ``cfg.fine_tune`` the starting weights compete as epoch 0.
+    body: the part of ``modules`` that ``cfg.fine_tune`` starts from pretrained weights (the others are heads):
+    frozen in eval mode for ``cfg.head_epochs`` epochs; it trains at ``cfg.lr``, the heads at ``cfg.head_lr``.
     The progress bar's postfix shows each tracked curve as train/val, and ``val_accuracy`` when present."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    params = [p for m in modules for p in m.parameters() if p.requires_grad]
-    opt = make_optimizer(params, cfg)
+    if cfg.fine_tune and body is None:
+        raise ValueError(f"{desc}: fine-tuning needs the pretrained body among the modules (fit's body)")
+    body = body if cfg.fine_tune else None
+    opt = make_optimizer(_param_groups(modules, body, cfg), cfg)
     schedule = make_schedule(opt, cfg, steps_per_epoch)
     curves: dict[str, dict[str, list[float]]] = {}
     converged: dict[str, int | None] = {name: None for name in tracked}
     start, train_seconds, epoch = time.perf_counter(), 0.0, 0
-    best_epoch, best_accuracy, snapshot = None, float("-inf"), None
+    best_epoch, best_accuracy, snapshot, start_accuracy = None, float("-inf"), None, None
+    if keep_best and cfg.fine_tune:
+        for m in modules:
+            m.eval()
+        with torch.no_grad():
+            start_accuracy = validate().get(ACCURACY)
+        if start_accuracy is not None:
+            best_epoch, best_accuracy = 0, start_accuracy
+            snapshot = [copy.deepcopy(m.state_dict()) for m in modules]
     bar = tqdm(total=cfg.max_epochs, desc=desc, unit="epoch", disable=not cfg.progress)
     while epoch < cfg.max_epochs and not all(converged.values()):
         epoch += 1
         for m in modules:
             m.train()
+        if body is not None:
+            frozen = epoch <= cfg.head_epochs
+            body.requires_grad_(not frozen)
+            body.train(not frozen)
         sums: dict[str, float] = {}
         tick = time.perf_counter()
         for _ in range(steps_per_epoch):
@@ -141,7 +161,17 @@ def fit(
         "best_epoch": best_epoch,
         "best_val_accuracy": best_accuracy if best_epoch is not None else None,
         "kept_epoch": best_epoch if snapshot is not None else epoch,
+        "start_val_accuracy": start_accuracy,
     }
+
+
+def _param_groups(modules: list[nn.Module], body: nn.Module | None, cfg: TrainConfig) -> list[dict]:
+    """The optimizer's parameter groups: the body's at ``cfg.lr``, the rest at ``cfg.head_lr`` (``lr`` when 0)."""
+    in_body = {id(p) for p in body.parameters()} if body is not None else set()
+    params = [p for m in modules for p in m.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in params if id(p) in in_body]},
+              {"params": [p for p in params if id(p) not in in_body], "lr": cfg.head_lr or cfg.lr}]
+    return [g for g in groups if g["params"]]
 
 
 def _device(model: nn.Module) -> torch.device:
@@ -220,7 +250,7 @@ def train_supervised(
     tracked = ("loss_a",) if val_pairs is None else (ACCURACY,)
     return fit(
         [model, head], step, validate, steps, cfg.batch_size, cfg, tracked, f"supervised {model.backbone_name}",
-        keep_best=cfg.keep_best,
+        keep_best=cfg.keep_best, body=model,
     )
 
 

@@ -31,7 +31,7 @@ from benchmark.train.common import TrainConfig, ValPairs
 def train_config(cfg: SupervisedConfig, seed: int) -> TrainConfig:
     """The loop's TrainConfig from a stage section of params.yaml."""
     keys = [f for f in TrainConfig.__dataclass_fields__ if hasattr(cfg, f)]
-    return TrainConfig(**{k: getattr(cfg, k) for k in keys}, seed=seed)
+    return TrainConfig(**{k: getattr(cfg, k) for k in keys}, fine_tune=cfg.init != "scratch", seed=seed)
 
 
 PRETRAINED_VARIANT = "pretrained"  # the converted FaceNet as is, evaluated and used like a trained variant

@@ -13,7 +13,8 @@ training source's test pairs, and writes (atomically):
 * ``<reports>/metrics/<stage>.json``: ``verification`` (accuracy_mean, accuracy_std, auc, eer,
   tar_at_far_1e-2, tar_at_far_1e-3 on the test pairs), ``validation`` (threshold, accuracy, thresholds at
   FAR), ``train_seconds``, ``epochs``, ``params`` (parameter count of the recognition model),
-  ``converged_at``, ``best_epoch``, ``images_per_second``;
+  ``converged_at``, ``best_epoch``, ``kept_epoch`` (0: a fine-tuned stage kept its pretrained start),
+  ``start_val_accuracy`` (the pretrained start's validation accuracy; None from scratch), ``images_per_second``;
 * ``<reports>/plots/<stage>_curves.json``: per-epoch train/val losses (for ``dvc plots``).
 
 The adversarial stages add ``adversarial_fraction`` (share of steps with the term on / adversarial
@@ -109,6 +110,8 @@ def run(stage: str, params: Params, data: Dataset | None = None) -> TrainResult:
         "params": sum(t.numel() for t in model.parameters()),
         "converged_at": history["converged_at"],
         "best_epoch": history.get("best_epoch"),
+        "kept_epoch": history["kept_epoch"],
+        "start_val_accuracy": history["start_val_accuracy"],
         "images_per_second": round(history["images_per_second"], 1),
         "labelled_images": int(len(train_idx)),
         "unlabelled_images": int(len(p.unlabelled)) if semi else 0,
