@@ -14,8 +14,8 @@ from benchmark.report import findings, stage
 from benchmark.report.benchmarks import benchmarks_table, overlap_warnings, set_title
 from benchmark.report.browser import check_page, chromium_path
 from benchmark.report.environment import manifest_digest
-from benchmark.report.headline import (COLUMNS, benchmark_sets, format_cell, he_cost, headline_rows, headline_tables,
-                                       markdown_table, markdown_tables)
+from benchmark.report.headline import (COLUMNS, UNRELIABLE_NOTE, benchmark_sets, format_cell, he_cost, headline_rows,
+                                       headline_tables, markdown_table, markdown_tables)
 from benchmark.report.html import png_data_uri, render_page
 
 
@@ -95,6 +95,24 @@ def test_missing_values_show_as_na_and_accuracy_with_its_std():
     assert format_cell(row, "accuracy") == "0.877 ± 0.012"
     assert format_cell(row, "robust_accuracy") == "n/a"
     assert format_cell({"median_min_perturbation": float("inf")}, "median_min_perturbation") == "> budget"
+
+
+def test_headline_cells_carry_intervals_pair_counts_and_the_unreliable_tar_mark():
+    # Prepare: a verification result with its intervals (TAR at 1e-3 on too few impostors) and a robust rate
+    verification_ = {**verification(0.8766, 0.0123), "accuracy_ci": [0.85, 0.9], "tar_at_far_1e-3": 0.2,
+                     "tar_at_far_1e-3_ci": [0.15, 0.26], "tar_at_far_1e-3_reliable": False}
+    robust = {"pgd_linf": {"eps_4": {"robust_accuracy": 0.5, "robust_accuracy_ci": [0.44, 0.56], "robust_accuracy_n": 256}}}
+    evaluation = {"x": {"heldout": {"verification": verification_, "robustness": robust}}}
+    # Execute
+    tables = headline_tables(evaluation, {}, None, None)
+    row = tables[0]["rows"][0]
+    # Assert
+    assert format_cell(row, "accuracy") == "0.877 ± 0.012 [0.850, 0.900]"
+    assert format_cell(row, "tar_at_far_1e-3") == "0.200 [0.150, 0.260]†"
+    assert format_cell(row, "robust_accuracy") == "0.500 [0.440, 0.560] (256)"
+    assert UNRELIABLE_NOTE in markdown_tables(tables)
+    verification_["tar_at_far_1e-3_reliable"] = True
+    assert UNRELIABLE_NOTE not in markdown_tables(headline_tables(evaluation, {}, None, None))
 
 
 def test_headline_rows_say_where_each_variant_s_weights_came_from():

@@ -8,8 +8,8 @@ import pytest
 from benchmark.evaluation.robustness import (
     attack_success_rate,
     bracket,
+    budget_rates,
     median_min_perturbation,
-    robust_accuracy,
 )
 
 THR = 0.5
@@ -33,9 +33,19 @@ def test_attack_success_rate_is_nan_without_pairs_to_attack():
     assert math.isnan(asr["dodging"]) and math.isnan(asr["impersonation"])
 
 
-def test_robust_accuracy_is_the_share_of_pairs_correct_after_the_attack():
-    # correct after: g 0.55 (accepted), i 0.3 (rejected) -> 2 of 7
-    assert robust_accuracy(AFTER, IS_SAME, THR) == pytest.approx(2 / 7)
+def test_budget_rates_give_each_rate_with_its_wilson_interval_and_count():
+    # Execute
+    rates = budget_rates(BEFORE, AFTER, IS_SAME, THR)
+    # Assert: correct after: g 0.55 (accepted), i 0.3 (rejected) -> robust accuracy 2 of 7; the success rates
+    # as above; Wilson's interval for 2 of 7 (by hand: centre (p + z^2/2n) / (1 + z^2/n), z = 1.959964)
+    assert rates["robust_accuracy"] == pytest.approx(2 / 7) and rates["robust_accuracy_n"] == 7
+    assert rates["dodging_asr"] == pytest.approx(2 / 3) and rates["dodging_asr_n"] == 3
+    assert rates["impersonation_asr"] == pytest.approx(1 / 2) and rates["impersonation_asr_n"] == 2
+    z, n, p = 1.959964, 7, 2 / 7
+    centre, half = (p + z * z / (2 * n)) / (1 + z * z / n), z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    assert rates["robust_accuracy_ci"] == pytest.approx([centre - half, centre + half], abs=1e-5)
+    empty = budget_rates(np.array([0.1]), np.array([0.9]), np.array([True]), THR)
+    assert math.isnan(empty["dodging_asr"]) and empty["dodging_asr_ci"] is None and empty["dodging_asr_n"] == 0
 
 
 def test_bracket_gives_the_coarse_interval_per_pair():

@@ -154,8 +154,8 @@ def test_verification_report_keys_values_and_json():
     # Execute
     report = verification_report(scores, labels, folds)
     # Assert
-    assert set(report) == {"accuracy_mean", "accuracy_std", "auc", "eer", "tar_at_far_1e-2",
-                           "tar_at_far_1e-3", "threshold", "fold_accuracies", "pairs"}
+    assert set(report) == {"accuracy_mean", "accuracy_std", "accuracy_ci", "auc", "eer", "threshold", "fold_accuracies",
+                           "pairs"} | {f"tar_at_far_{f}{end}" for f in ("1e-2", "1e-3") for end in ("", "_ci", "_reliable")}
     json.dumps(report, allow_nan=False)
     folded = kfold_accuracy(scores, labels, folds)
     assert report["threshold"] == pytest.approx(np.median(folded["thresholds"]))

@@ -15,7 +15,9 @@ import numpy as np
 from benchmark.evaluation.identification import identification_report, similarity_matrix
 from benchmark.evaluation.verification import cosine_scores, roc_points, verification_report
 
-VERIFICATION_KEYS = ("accuracy_mean", "accuracy_std", "auc", "eer", "tar_at_far_1e-2", "tar_at_far_1e-3", "threshold")
+VERIFICATION_KEYS = ("accuracy_mean", "accuracy_std", "accuracy_ci", "auc", "eer", "tar_at_far_1e-2", "tar_at_far_1e-2_ci",
+                     "tar_at_far_1e-2_reliable", "tar_at_far_1e-3", "tar_at_far_1e-3_ci", "tar_at_far_1e-3_reliable",
+                     "threshold")
 
 
 def clean_report(embeddings: np.ndarray, labels: np.ndarray, pairs: np.ndarray, is_same: np.ndarray, folds: np.ndarray,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from benchmark.evaluation.intervals import rate_interval
 from benchmark.evaluation.verification import l2_normalize
 
 
@@ -105,16 +106,21 @@ def identification_report(sim: np.ndarray, probe_labels: np.ndarray, gallery_lab
 
     rank1 and rank5 are closed-set rates over the mated probes only (non-mated probes have no
     correct answer); for each fpir, ``dir_at_fpir_<fpir>`` and ``threshold_at_fpir_<fpir>`` come
-    from ``dir_at_fpir`` (needs non-mated probes). Also "mated" and "non_mated" probe counts.
+    from ``dir_at_fpir`` (needs non-mated probes). Each rate has its Wilson 95% interval over the mated
+    probes (``<rate>_ci``). Also "mated" and "non_mated" probe counts.
     """
     sim, probe_labels, gallery_labels = _check(sim, probe_labels, gallery_labels)
     mated = np.isin(probe_labels, gallery_labels)
     if not mated.any():
         raise ValueError("identification needs at least one mated probe (identity in the gallery), got none")
-    report = {f"rank{k}": rank_k_accuracy(sim[mated], probe_labels[mated], gallery_labels, k) for k in (1, 5)}
+    report = {}
+    for k in (1, 5):
+        report[f"rank{k}"] = rank_k_accuracy(sim[mated], probe_labels[mated], gallery_labels, k)
+        report[f"rank{k}_ci"] = rate_interval(report[f"rank{k}"], int(mated.sum()))
     for fpir in fpirs:
         result = dir_at_fpir(sim, probe_labels, gallery_labels, fpir)
         report[f"dir_at_fpir_{fpir:g}"] = result["dir"]
+        report[f"dir_at_fpir_{fpir:g}_ci"] = rate_interval(result["dir"], result["mated"])
         report[f"threshold_at_fpir_{fpir:g}"] = result["threshold"]
     report.update(mated=int(mated.sum()), non_mated=int((~mated).sum()))
     return report

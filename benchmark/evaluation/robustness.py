@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from benchmark.evaluation.intervals import wilson
+
 
 def _check(*arrays: np.ndarray) -> None:
     shapes = {np.shape(a) for a in arrays}
@@ -40,22 +42,37 @@ def correct(scores: np.ndarray, is_same: np.ndarray, threshold: float) -> np.nda
     return (np.asarray(scores) >= threshold) == np.asarray(is_same, dtype=bool)
 
 
-def attack_success_rate(before: np.ndarray, after: np.ndarray, is_same: np.ndarray, threshold: float) -> dict:
-    """``{"dodging": rate, "impersonation": rate}`` as defined in the module docstring (NaN: no pair)."""
+def attack_success_counts(before: np.ndarray, after: np.ndarray, is_same: np.ndarray, threshold: float) -> dict:
+    """``{"dodging": (broken, attacked), "impersonation": (broken, attacked)}``: each success rate's numerator and
+    denominator as defined in the module docstring (the pairs correct before the attack, and those of them wrong
+    after it)."""
     _check(before, after, is_same)
     same = np.asarray(is_same, dtype=bool)
     ok_before, ok_after = correct(before, same, threshold), correct(after, same, threshold)
     out = {}
     for name, group in (("dodging", same), ("impersonation", ~same)):
         attacked = group & ok_before
-        out[name] = float(np.mean(~ok_after[attacked])) if attacked.any() else float("nan")
+        out[name] = (int(np.sum(~ok_after[attacked])), int(attacked.sum()))
     return out
 
 
-def robust_accuracy(after: np.ndarray, is_same: np.ndarray, threshold: float) -> float:
-    """Fraction of the attacked pairs classified correctly after the attack (NaN when there are none)."""
-    ok = correct(after, is_same, threshold)
-    return float(ok.mean()) if ok.size else float("nan")
+def attack_success_rate(before: np.ndarray, after: np.ndarray, is_same: np.ndarray, threshold: float) -> dict:
+    """``{"dodging": rate, "impersonation": rate}`` as defined in the module docstring (NaN: no pair)."""
+    counts = attack_success_counts(before, after, is_same, threshold)
+    return {name: broken / attacked if attacked else float("nan") for name, (broken, attacked) in counts.items()}
+
+
+def budget_rates(before: np.ndarray, after: np.ndarray, is_same: np.ndarray, threshold: float) -> dict:
+    """One budget's ``dodging_asr``, ``impersonation_asr`` and ``robust_accuracy`` (the module docstring), each
+    with its Wilson 95% interval ``<rate>_ci`` and the pairs behind it ``<rate>_n``; a rate with no pair is NaN
+    and its interval None."""
+    ok_after = correct(after, is_same, threshold)
+    counts = {**{f"{goal}_asr": c for goal, c in attack_success_counts(before, after, is_same, threshold).items()},
+              "robust_accuracy": (int(ok_after.sum()), len(ok_after))}
+    out: dict = {}
+    for name, (k, n) in counts.items():
+        out.update({name: k / n if n else float("nan"), f"{name}_ci": wilson(k, n), f"{name}_n": n})
+    return out
 
 
 def bracket(broken: np.ndarray, budgets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

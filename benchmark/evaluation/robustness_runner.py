@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 from benchmark.attacks import ATTACKS, create_attack
 from benchmark.attacks.objectives import dodging, verification
 from benchmark.config import RobustnessConfig
-from benchmark.evaluation.robustness import attack_success_rate, bracket, correct, median_min_perturbation, robust_accuracy
+from benchmark.evaluation.robustness import attack_success_rate, bracket, budget_rates, correct, median_min_perturbation
 from benchmark.models.face_model import FaceModel, to_float_nchw
 
 LEVELS = (1, 2, 4, 8, 16)
@@ -108,6 +108,12 @@ def _finite(value: float) -> float | None:
     return round(value, 6) if math.isfinite(value) else None
 
 
+def _json(rates: dict) -> dict:
+    """Rates rounded for JSON (:func:`_finite`), intervals' ends too; counts as they are."""
+    return {k: v if isinstance(v, int) or v is None else [_finite(x) for x in v] if isinstance(v, list) else _finite(v)
+            for k, v in rates.items()}
+
+
 def attack_report(data: _Pairs, name: str, threshold: float, cfg: RobustnessConfig, seed: int, bar: tqdm | None = None) -> dict:
     """One attack's ``{"eps_N": {...}, "median_min_perturbation": {...}}`` on prepared pairs ``data``."""
     levels = budgets(name, tuple(data.x.shape[1:]), cfg)
@@ -118,12 +124,7 @@ def attack_report(data: _Pairs, name: str, threshold: float, cfg: RobustnessConf
         todo = np.flatnonzero(ok_before & ~broken[i - 1]) if i else np.flatnonzero(ok_before)
         after[todo] = data.attack(name, todo, np.full(len(todo), eps), cfg.steps, seed + i)
         broken[i] = ok_before & ~correct(after, data.same, threshold)
-        asr = attack_success_rate(data.before, after, data.same, threshold)
-        out[f"eps_{level}"] = {
-            "dodging_asr": _finite(asr["dodging"]),
-            "impersonation_asr": _finite(asr["impersonation"]),
-            "robust_accuracy": _finite(robust_accuracy(after, data.same, threshold)),
-        }
+        out[f"eps_{level}"] = _json(budget_rates(data.before, after, data.same, threshold))
         if bar is not None:
             bar.update()
     lo, hi = bracket(broken, levels)

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from benchmark.evaluation.intervals import far_is_reliable, rate_interval, wilson
+
 
 def l2_normalize(x: np.ndarray, name: str = "embeddings", rows: np.ndarray | None = None) -> np.ndarray:
     """Rows of ``x`` (N, D) scaled to unit L2 norm, as float64.
@@ -189,24 +191,35 @@ def tar_at_far(scores: np.ndarray, labels: np.ndarray, far: float) -> float:
     return float(tar_points[far_points <= far].max())
 
 
+FARS = {"1e-2": 1e-2, "1e-3": 1e-3}  # the FARs TAR is reported at, by key suffix
+
+
 def verification_report(scores: np.ndarray, labels: np.ndarray, folds: np.ndarray) -> dict:
     """All verification metrics of the protocol as a JSON-serializable dict.
 
-    Keys: accuracy_mean, accuracy_std, fold_accuracies (``kfold_accuracy``), auc, eer,
-    tar_at_far_1e-2, tar_at_far_1e-3, threshold (median of the per-fold thresholds), pairs (P).
+    Keys: accuracy_mean, accuracy_std, fold_accuracies (``kfold_accuracy``), accuracy_ci (Wilson 95% interval of
+    the share of pairs decided correctly at their fold's threshold), auc, eer, and for each FAR of :data:`FARS`
+    ``tar_at_far_<f>`` with ``tar_at_far_<f>_ci`` (Wilson, over the genuine pairs) and ``tar_at_far_<f>_reliable``
+    (:func:`~benchmark.evaluation.intervals.far_is_reliable` for the impostor count), threshold (median of the
+    per-fold thresholds), pairs (P).
     """
     folded = kfold_accuracy(scores, labels, folds)
-    return {
+    correct = kfold_correct(scores, labels, folds)
+    genuine = int(np.sum(np.asarray(labels) == 1))
+    report = {
         "accuracy_mean": folded["accuracy_mean"],
         "accuracy_std": folded["accuracy_std"],
+        "accuracy_ci": wilson(int(correct.sum()), len(correct)),
         "auc": roc_auc(scores, labels),
         "eer": eer(scores, labels),
-        "tar_at_far_1e-2": tar_at_far(scores, labels, 1e-2),
-        "tar_at_far_1e-3": tar_at_far(scores, labels, 1e-3),
-        "threshold": float(np.median(folded["thresholds"])),
-        "fold_accuracies": folded["fold_accuracies"],
-        "pairs": len(np.asarray(scores)),
     }
+    for key, far in FARS.items():
+        tar = tar_at_far(scores, labels, far)
+        report[f"tar_at_far_{key}"] = tar
+        report[f"tar_at_far_{key}_ci"] = rate_interval(tar, genuine)
+        report[f"tar_at_far_{key}_reliable"] = far_is_reliable(far, len(correct) - genuine)
+    return {**report, "threshold": float(np.median(folded["thresholds"])), "fold_accuracies": folded["fold_accuracies"],
+            "pairs": len(np.asarray(scores))}
 
 
 def threshold_at_far(genuine_scores: np.ndarray, impostor_scores: np.ndarray, far: float) -> float:

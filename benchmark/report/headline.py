@@ -30,9 +30,9 @@ FEDERATED_PREFIX = "federated_"
 
 COLUMNS = (
     ("variant", "variant"),
-    ("accuracy", "clean accuracy (10-fold mean ± std)"),
-    ("tar_at_far_1e-3", "TAR @ FAR 1e-3"),
-    ("robust_accuracy", "robust accuracy, PGD-L∞ 4/255"),
+    ("accuracy", "clean accuracy (10-fold mean ± std) [95% CI]"),
+    ("tar_at_far_1e-3", "TAR @ FAR 1e-3 [95% CI]"),
+    ("robust_accuracy", "robust accuracy, PGD-L∞ 4/255 [95% CI] (pairs)"),
     ("median_min_perturbation", "median minimal PGD-L∞ dodging perturbation (/255)"),
     ("train_seconds", "training time (s)"),
     ("he_seconds_per_round", "HE cost per round (s)"),
@@ -87,8 +87,13 @@ def headline_rows(evaluation: dict, stages: dict[str, dict], federated: dict | N
             "weights": _get(run, "variants", variant, "weights"),
             "accuracy": _get(result, "verification", "accuracy_mean"),
             "accuracy_std": _get(result, "verification", "accuracy_std"),
+            "accuracy_ci": _get(result, "verification", "accuracy_ci"),
             "tar_at_far_1e-3": _get(result, "verification", "tar_at_far_1e-3"),
+            "tar_at_far_1e-3_ci": _get(result, "verification", "tar_at_far_1e-3_ci"),
+            "tar_at_far_1e-3_reliable": _get(result, "verification", "tar_at_far_1e-3_reliable"),
             "robust_accuracy": _get(robust, HEADLINE_EPS, "robust_accuracy"),
+            "robust_accuracy_ci": _get(robust, HEADLINE_EPS, "robust_accuracy_ci"),
+            "robust_accuracy_n": _get(robust, HEADLINE_EPS, "robust_accuracy_n"),
             "median_min_perturbation": None if min_pert is None else min_pert * 255,
             "train_seconds": train_seconds,
             "he_seconds_per_round": seconds,
@@ -108,8 +113,19 @@ def headline_tables(evaluation: dict, stages: dict[str, dict], federated: dict |
             for k, name in enumerate(benchmark_sets(evaluation))]
 
 
+UNRELIABLE = "†"  # marks a TAR whose FAR rests on fewer than ten expected false accepts
+UNRELIABLE_NOTE = (f"{UNRELIABLE} TAR at a FAR that rests on fewer than ten expected false accepts among the set's "
+                   "impostor pairs: unreliable, its interval covers the genuine pairs' sampling only.")
+
+
+def _interval(ci: list[float] | None) -> str:
+    return f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
+
+
 def format_cell(row: dict, key: str) -> str:
-    """A headline cell as text: accuracy with its std, numbers to 3 significant places, "n/a" when absent."""
+    """A headline cell as text: rates with their 95% interval (accuracy also with its fold std, robust accuracy
+    with its pair count, an unreliable TAR marked :data:`UNRELIABLE`), numbers to 3 significant places, "n/a"
+    when absent."""
     value = row.get(key)
     if value is None:
         return "n/a"
@@ -119,9 +135,13 @@ def format_cell(row: dict, key: str) -> str:
         return "> budget"
     if key == "accuracy":
         std = row.get("accuracy_std")
-        return f"{value:.3f} ± {std:.3f}" if std is not None else f"{value:.3f}"
-    if key in ("tar_at_far_1e-3", "robust_accuracy"):
-        return f"{value:.3f}"
+        return (f"{value:.3f} ± {std:.3f}" if std is not None else f"{value:.3f}") + _interval(row.get("accuracy_ci"))
+    if key == "tar_at_far_1e-3":
+        flag = UNRELIABLE if row.get("tar_at_far_1e-3_reliable") is False else ""
+        return f"{value:.3f}{_interval(row.get('tar_at_far_1e-3_ci'))}{flag}"
+    if key == "robust_accuracy":
+        n = row.get("robust_accuracy_n")
+        return f"{value:.3f}{_interval(row.get('robust_accuracy_ci'))}" + (f" ({n})" if n else "")
     if key == "median_min_perturbation":
         return f"{value:.2f}"
     return f"{value:.0f}" if value >= 100 else f"{value:.1f}"
@@ -135,5 +155,12 @@ def markdown_table(rows: list[dict]) -> str:
 
 
 def markdown_tables(tables: list[dict]) -> str:
-    """:func:`headline_tables` as Markdown: each set's title as a heading, then its table."""
-    return "\n".join(f"### {t['title']}\n\n{markdown_table(t['rows'])}" for t in tables)
+    """:func:`headline_tables` as Markdown: each set's title as a heading, then its table (and
+    :data:`UNRELIABLE_NOTE` under a table with an unreliable TAR)."""
+    return "\n".join(f"### {t['title']}\n\n{markdown_table(t['rows'])}" + (f"\n{UNRELIABLE_NOTE}\n" if unreliable(t) else "")
+                     for t in tables)
+
+
+def unreliable(table: dict) -> bool:
+    """Whether a headline table shows a TAR marked :data:`UNRELIABLE`."""
+    return any(row.get("tar_at_far_1e-3_reliable") is False for row in table["rows"])

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import jinja2
 
-from benchmark.report.headline import COLUMNS, format_cell
+from benchmark.report.headline import COLUMNS, UNRELIABLE_NOTE, format_cell, unreliable
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -29,7 +29,8 @@ def render_page(context: dict) -> str:
     ``notebooks`` ([{"name", "href"}]), ``env`` (:func:`~benchmark.report.environment.environment`) and
     ``generated`` (a timestamp string). Text is HTML-escaped."""
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined)
-    return env.get_template("index.html.j2").render(columns=COLUMNS, cell=format_cell, **context)
+    return env.get_template("index.html.j2").render(columns=COLUMNS, cell=format_cell, unreliable=unreliable,
+                                                          unreliable_note=UNRELIABLE_NOTE, **context)
 
 
 def notebook_to_html(notebook: str | os.PathLike) -> str:
