@@ -2,12 +2,14 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from benchmark import config
 from benchmark.data import stage as data_stage
 from benchmark.evaluation import stage as evaluate_stage
 from benchmark.evaluation.clean import VERIFICATION_KEYS
+from benchmark.evaluation.robustness_runner import attacks_of
 from benchmark.evaluation.verification import cosine_scores, verification_report
 from benchmark.models.checkpoint import embed_images, load_model, save_model
 from benchmark.data.dataset import load_dataset
@@ -50,11 +52,14 @@ def test_evaluate_stage_writes_evaluation_robustness_and_transfer_contracts(tiny
     transfer = json.loads((root / "r/metrics/transfer.json").read_text())
     assert robustness == result.robustness and list(robustness) == ["one", "two"]
     assert all(list(per_set) == ["heldout"] for per_set in robustness.values())
+    rates = {"dodging_asr", "impersonation_asr", "robust_accuracy"}
     for variant in robustness.values():
-        assert list(variant["heldout"]) == ["fgsm", "pgd_linf"]
-        for report in variant["heldout"].values():
-            assert set(report["eps_4"]) == {"dodging_asr", "impersonation_asr", "robust_accuracy"}
+        assert list(variant["heldout"]) == ["fgsm", "pgd_linf", "worst_case_robust_accuracy"]
+        for report in attacks_of(variant["heldout"]).values():
+            assert set(report["eps_4"]) == rates | {f"{r}_{end}" for r in rates for end in ("ci", "n")}
             assert set(report["median_min_perturbation"]) == {"dodging", "impersonation"}
+        worst = variant["heldout"]["worst_case_robust_accuracy"]["eps_4"]
+        assert set(worst) == {"value", "ci", "n", "attacks"} and worst["n"] == 8
     assert set(transfer["matrix"]) == {"one", "two"} and set(transfer["matrix"]["one"]) == {"one", "two"}
     assert transfer["benchmark"] == "heldout"
     assert set(result.seconds) == {"one", "two"}
@@ -76,6 +81,26 @@ def test_evaluate_stage_writes_evaluation_robustness_and_transfer_contracts(tiny
     assert set(roc[0]) == {"far", "one", "two"} and roc[-1]["one"] == 1.0
     asr = json.loads((root / "r/plots/evaluate/asr_vs_eps.json").read_text())
     assert [r["eps"] for r in asr] == [1, 2, 4, 8, 16] and set(asr[0]) == {"eps", "one_dodging", "one_impersonation", "two_dodging", "two_impersonation"}
+    # no claim names these two variants: the findings are an empty list
+    assert json.loads((root / "r/metrics/findings.json").read_text()) == result.findings == []
+
+
+def test_findings_decide_the_claims_on_every_set_and_the_fine_tuned_against_pretrained():
+    # Prepare: three variants on two sets; semisupervised was not attacked (no robust outcomes)
+    rng = np.random.default_rng(0)
+    clean = {s: {v: rng.random(300) < 0.8 for v in ("pretrained", "supervised", "semisupervised")} for s in ("h", "o")}
+    robust = {s: {"pretrained": rng.random(64) < 0.2, "supervised": rng.random(64) < 0.2, "semisupervised": None}
+              for s in ("h", "o")}
+    evaluation = {v: {s: {"verification": {"accuracy_std": 0.02}} for s in ("h", "o")} for v in clean["h"]}
+    weights = {"pretrained": "facenet_casia as is", "supervised": "fine-tuned from facenet_casia",
+               "semisupervised": "scratch"}
+    # Execute
+    decided = evaluate_stage.findings(clean, robust, evaluation, weights, seed=0)
+    # Assert: per set, semisupervised vs supervised (clean) and fine-tuned supervised vs pretrained
+    assert [(f["benchmark"], f["a"], f["b"]) for f in decided] == [
+        ("h", "semisupervised", "supervised"), ("h", "supervised", "pretrained"),
+        ("o", "semisupervised", "supervised"), ("o", "supervised", "pretrained")]
+    assert decided[1]["margin"] == 0.02 and all(f["verdict"] in ("met", "missed", "not shown") for f in decided)
 
 
 def test_evaluate_stage_names_a_checkpoint_without_threshold(tiny):

@@ -136,14 +136,19 @@ def test_findings_compare_every_variant_with_the_pretrained_row_by_a_paired_test
         "difference": -0.01, "ci": [-0.02, 0.0], "p_value": 0.04, "pairs": 6000}}}}
     run = {"variants": {"pretrained": {"weights": "facenet_casia as is"},
                         "supervised": {"weights": "fine-tuned from facenet_casia"}}}
-    text = " ".join(pretrained_findings(evaluation, comparisons, run, "h"))
+    decided = [{"source": "pretrained", "statement": "fine-tuned supervised no worse than pretrained by more than its "
+                "own fold std", "benchmark": "h", "a": "supervised", "b": "pretrained", "metric": "clean",
+                "kind": "no_worse", "margin": 0.03, "difference": -0.01, "ci": [-0.02, 0.0], "p_value": 0.04,
+                "pairs": 6000, "verdict": "met"}]
+    text = " ".join(pretrained_findings(evaluation, comparisons, run, decided, "h"))
     assert "pretrained (facenet_casia as is) reaches 0.950 ± 0.020" in text
     assert "dodged within 1.00/255" in text and "RobFR" in text
     assert "supervised − pretrained: -1.0 points [-2.0, +0.0]" in text and "McNemar p = 0.04" in text
-    assert "no worse than pretrained by more than its fold std, 3.0 points): met" in text
-    assert pretrained_findings(evaluation, None, run, "h") == []
+    assert "Fine-tuned supervised no worse than pretrained by more than its own fold std (clean accuracy)" in text
+    assert "target above −3.0 points: met" in text
+    assert pretrained_findings(evaluation, None, run, decided, "h") == []
     trained = {"variants": {"pretrained": {"weights": "scratch"}}}  # a trained reference: no pretrained paragraph
-    assert pretrained_findings(evaluation, comparisons, trained, "h") == []
+    assert pretrained_findings(evaluation, comparisons, trained, decided, "h") == []
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
 """The report: headline tables per benchmark set, findings on the headline set, the data stage's benchmark sets,
 the page's rendering, and the page in a real headless Chromium."""
 
+import copy
 import json
 from pathlib import Path
 
@@ -139,38 +140,63 @@ def test_markdown_tables_head_each_set_table_with_its_title():
     assert "| supervised | 0.700 ± 0.020 |" in lfw and "0.877" not in lfw
 
 
-def test_compare_states_the_difference_against_the_fold_std_on_the_named_set():
-    text = findings.compare(EVALUATION, "adversarial", "supervised", "heldout")
-    assert text.startswith("On heldout, adversarial reaches 0.850")
-    assert "-2.7 points" in text and "beyond" in text
-    assert "-4.0 points" in findings.compare(EVALUATION, "adversarial", "supervised", "lfw")
-    missing = findings.compare(EVALUATION, "semisupervised", "supervised", "heldout")
-    assert missing == "Not compared on heldout: no clean verification result for semisupervised."
+def finding(source, a, b, metric, kind, margin, ci, verdict, benchmark="heldout"):
+    return {"source": source, "statement": f"{a} against {b}", "benchmark": benchmark, "a": a, "b": b,
+            "metric": metric, "kind": kind, "margin": margin, "difference": sum(ci) / 2, "ci": ci, "p_value": 0.01,
+            "pairs": 6000, "verdict": verdict}
 
 
-def test_hardened_findings_judge_the_targets_against_pgd_at():
-    evaluation = {**EVALUATION, "pgd_at": {"heldout": {"verification": verification(0.84), "robustness": robustness(0.41, 5 / 255)}}}
+def test_claim_sentences_give_the_difference_interval_test_and_verdict_on_the_named_set():
+    decided = [finding("semisupervised", "semisupervised", "supervised", "clean", "better", 0.0, [-0.008, 0.005],
+                       "not shown"),
+               finding("semisupervised", "semisupervised", "supervised", "clean", "better", 0.0, [0.01, 0.02], "met",
+                       benchmark="lfw")]
+    lines = findings.semisupervised({}, decided, "heldout")
+    assert lines == ["Semisupervised against supervised (clean accuracy): semisupervised − supervised = -0.1 points "
+                     "[-0.8, +0.5] on heldout (paired bootstrap over 6000 pairs, 95%; McNemar p = 0.01); target above "
+                     "0 points: not shown."]
+    assert "+1.5 points [+1.0, +2.0] on lfw" in findings.semisupervised({}, decided, "lfw")[0]
+    assert findings.semisupervised({}, decided, "orl") == [
+        "No semisupervised claim was decided on orl: a variant it compares was not evaluated."]
+
+
+def test_hardened_findings_give_worst_cases_claims_and_the_time_ratio():
+    worst = {"eps_4": {"value": 0.2, "ci": [0.1, 0.3], "n": 64, "attacks": ["fgsm", "pgd_linf"]}}
+    evaluation = {**EVALUATION, "pgd_at": {"heldout": {"verification": verification(0.84),
+                                                       "robustness": {**robustness(0.41, 5 / 255), "worst_case_robust_accuracy": worst}}}}
     stages = {**STAGES, "pgd_at": {"train_seconds": 100.0, "adversarial_fraction": 1.0, "switches": 0}}
-    lines = findings.hardened(evaluation, stages, "heldout")
-    verdict = lines[-1]
+    decided = [finding("hardened", "adversarial", "pgd_at", "robust", "no_worse", 0.02, [-0.05, 0.03], "not shown")]
+    lines = findings.hardened(evaluation, stages, decided, "heldout")
     assert lines[0].startswith("adversarial on heldout: clean 0.850, robust accuracy under PGD-L∞ at 4/255 0.400")
+    assert "0.410 (worst case over fgsm, pgd_linf: 0.200)" in lines[1]
     assert "trades: not evaluated on heldout." in lines
-    assert "on heldout (training time ratio 0.60)" in verdict
-    assert "within 2 points of PGD-AT or better: met" in verdict and "at least PGD-AT's: met" in verdict
+    assert "robust accuracy under PGD-L∞ at 4/255): adversarial − pgd_at = -1.0 points [-5.0, +3.0]" in lines[-2]
+    assert lines[-2].endswith("target above −2.0 points: not shown.")
+    assert lines[-1].startswith("Training time against static PGD-AT: 0.60x (target at most 0.7x: met")
 
 
-def test_robustness_findings_rank_variants_and_state_the_precision():
-    text = findings.robustness(EVALUATION, 64, "heldout")[0]
-    assert text.startswith("On heldout,")
-    assert "from 0.050 (supervised) to 0.400 (adversarial)" in text and "±12 points" in text
-    assert findings.robustness(EVALUATION, 64, "orl") == ["No robustness result on orl."]
+def test_robustness_findings_rank_state_the_precision_and_flag_gradient_masking():
+    evaluation = copy.deepcopy(EVALUATION)
+    for variant, value in (("supervised", 0.03), ("adversarial", 0.30)):  # adversarial: 10 points below PGD's 0.40
+        r = evaluation[variant]["heldout"]["robustness"]
+        r["pgd_linf"]["eps_4"].update(robust_accuracy_ci=[0.0, 0.12], robust_accuracy_n=64)
+        r["worst_case_robust_accuracy"] = {"eps_4": {"value": value, "ci": [0.0, 0.1], "n": 64, "attacks": ["pgd_linf"]}}
+    text = findings.robustness(evaluation, "heldout")
+    assert text[0].startswith("On heldout,")
+    assert "from 0.050 (supervised) to 0.400 (adversarial)" in text[0] and "64 attacked pairs" in text[0]
+    assert "±6 points" in text[0]
+    assert text[1].endswith("adversarial (0.400 under PGD, 0.300 worst case).")
+    assert findings.robustness(EVALUATION, "orl") == ["No robustness result on orl."]
 
 
-def test_federated_findings_judge_the_encrypted_mode_against_plaintext():
-    fed = {**FEDERATED, "plaintext": {"verification": verification(0.804)}, "centralized": {"verification": verification(0.90)}}
-    lines = findings.federated(fed)
-    assert "-0.40 points from plaintext FedAvg (0.804; target within 0.5 points: met)" in lines[0]
-    assert "-9.6 points; target: within 3 points: missed" in lines[1]
+def test_federated_findings_give_the_he_cost_and_the_claims():
+    fed = {**FEDERATED, "plaintext": {"verification": verification(0.804)}}
+    decided = [finding("federated", "federated_third_party", "federated_plaintext", "clean", "within", 0.005,
+                       [-0.012, 0.004], "not shown")]
+    lines = findings.federated(fed, decided, "heldout")
+    assert lines[0] == "third_party: 3.5 s of encryption work and 300 MB sent per round."
+    assert "target inside ±0.5 points: not shown." in lines[1]
+    assert findings.federated(None, decided, "heldout") == ["The federated stage did not run."]
 
 
 def test_benchmarks_table_has_a_row_per_set_in_order():

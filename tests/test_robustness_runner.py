@@ -7,7 +7,8 @@ import pytest
 import yaml
 
 from benchmark.config import RobustnessConfig
-from benchmark.evaluation.robustness_runner import LEVELS, budgets, robustness_report, select_pairs, transfer_matrix
+from benchmark.evaluation.robustness_runner import (LEVELS, WORST_CASE, attacks_of, budgets, robustness_report, select_pairs,
+                                                    transfer_matrix, worst_case)
 from benchmark.evaluation.stage import asr_table, transfer_array
 from benchmark.models.face_model import build_face_model
 
@@ -50,10 +51,11 @@ def test_robustness_report_has_the_contract_shape_and_consistent_values(setup):
     images, pairs, is_same = setup
     model = tiny(0)
     # Execute
-    report = robustness_report(model, images, pairs, is_same, 0.5, CFG, seed=0)
+    result = robustness_report(model, images, pairs, is_same, 0.5, CFG, seed=0)
+    report = result.report
     # Assert
-    assert list(report) == list(CFG.attacks)
-    for attack, r in report.items():
+    assert list(report) == [*CFG.attacks, WORST_CASE]
+    for attack, r in attacks_of(report).items():
         assert list(r) == [f"eps_{n}" for n in LEVELS] + ["median_min_perturbation"]
         assert set(r["median_min_perturbation"]) == {"dodging", "impersonation"}
         asr = [r[f"eps_{n}"]["dodging_asr"] for n in LEVELS]
@@ -66,12 +68,32 @@ def test_robustness_report_has_the_contract_shape_and_consistent_values(setup):
     first = next(i for i, n in enumerate(LEVELS) if report["pgd_linf"][f"eps_{n}"]["dodging_asr"] > 0.5)
     median = report["pgd_linf"]["median_min_perturbation"]["dodging"]
     assert median is not None and 0 < median <= levels[first] + 1e-9
+    # each rate's interval holds it and counts its pairs; the per-pair outcomes give the robust accuracy
+    for attack in CFG.attacks:
+        for n in LEVELS:
+            level, ok = report[attack][f"eps_{n}"], result.correct[attack][f"eps_{n}"]
+            assert level["robust_accuracy_n"] == len(ok) == 16 and level["robust_accuracy"] == pytest.approx(ok.mean())
+            lo, hi = level["robust_accuracy_ci"]
+            assert lo <= level["robust_accuracy"] <= hi
+    # the worst case: the pairs no attack broke, never above any single attack's robust accuracy
+    for n in LEVELS:
+        worst = report[WORST_CASE][f"eps_{n}"]
+        both = result.correct["fgsm"][f"eps_{n}"] & result.correct["pgd_linf"][f"eps_{n}"]
+        assert worst["value"] == pytest.approx(both.mean()) and worst["attacks"] == ["fgsm", "pgd_linf"]
+        assert worst["value"] <= min(report[a][f"eps_{n}"]["robust_accuracy"] for a in CFG.attacks)
+
+
+def test_the_worst_case_leaves_the_l2_attacks_out():
+    ok = {"pgd_l2": {"eps_4": np.array([False, False])}, "fgsm": {"eps_4": np.array([True, False])}}
+    assert worst_case(ok)["eps_4"]["value"] == 0.5 and worst_case({"cw_l2": ok["pgd_l2"]}) == {}
 
 
 def test_robustness_report_is_deterministic(setup):
     images, pairs, is_same = setup
     cfg = RobustnessConfig(attacks=("pgd_linf",), pairs=8, steps=2, binary_steps=1)
-    assert robustness_report(tiny(0), images, pairs, is_same, 0.5, cfg, 3) == robustness_report(tiny(0), images, pairs, is_same, 0.5, cfg, 3)
+    a, b = (robustness_report(tiny(0), images, pairs, is_same, 0.5, cfg, 3) for _ in range(2))
+    assert a.report == b.report
+    assert all(np.array_equal(a.correct["pgd_linf"][k], b.correct["pgd_linf"][k]) for k in a.correct["pgd_linf"])
 
 
 def test_transfer_matrix_has_every_source_and_target(setup):

@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
+from benchmark.evaluation.robustness_runner import attacks_of
+
 
 def _variant_colors(variants) -> dict[str, str]:
     return {v: f"C{i}" for i, v in enumerate(dict.fromkeys(variants))}
@@ -19,7 +21,7 @@ def asr_vs_eps_figure(robustness: dict) -> Figure:
     "impersonation_asr", ...}, ...}}}}``; sets in order of first appearance, a null rate drawn as a gap.
     """
     sets = list(dict.fromkeys(b for per_set in robustness.values() for b in per_set))
-    attacks = sorted({a for per_set in robustness.values() for attacks in per_set.values() for a in attacks})
+    attacks = sorted({a for per_set in robustness.values() for report in per_set.values() for a in attacks_of(report)})
     colors = _variant_colors(robustness)
     fig = Figure(figsize=(3.2 * len(attacks), 3.0 * len(sets) + 0.4), layout="constrained")
     axes = np.asarray(fig.subplots(len(sets), len(attacks), sharey=True, squeeze=False))

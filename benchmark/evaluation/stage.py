@@ -16,7 +16,9 @@ Writes, in ``<reports>/metrics/``: ``evaluation.json`` = ``{variant: {benchmark_
 {"eps_N": ..., "median_min_perturbation": ...}}}}``; ``transfer.json`` = ``{"benchmark", "attack": "pgd_linf",
 "eps": "eps_N", "matrix": {source: {target: dodging_asr}}}``; ``comparisons.json`` = ``{"reference", "sets": {set:
 {variant: {"difference", "ci", "p_value", ...}}}}``: each variant against the reference (``pretrained`` when
-evaluated, else the first variant) on the same pairs (:mod:`benchmark.evaluation.paired`); ``evaluate_run.json`` =
+evaluated, else the first variant) on the same pairs (:mod:`benchmark.evaluation.paired`); ``findings.json`` = ``[{"source",
+"statement", "benchmark", "a", "b", "metric", "kind", "margin", "difference", "ci", "p_value", "pairs", "verdict"}]``:
+each claim of :mod:`benchmark.evaluation.claims` decided by a paired test on each set; ``evaluate_run.json`` =
 ``{"variants": {variant: {"weights", "seconds"}}, "peak_rss_mb"}`` (where each variant's weights came from, and the
 stage's peak resident memory). And plot data for ``dvc plots`` in
 ``<reports>/plots/evaluate/`` (headline set): ``roc.json`` (every variant's ROC on one FAR grid) and
@@ -36,23 +38,21 @@ import torch
 from benchmark import io
 from benchmark.config import Params
 from benchmark.data.dataset import BenchmarkSet, load_benchmarks
+from benchmark.evaluation.claims import CLAIMS, decide, fine_tuning_claims
 from benchmark.evaluation.clean import clean_report, roc_rows
 from benchmark.evaluation.paired import paired_difference
-from benchmark.evaluation.robustness_runner import robustness_report, transfer_matrix
+from benchmark.evaluation.robustness_runner import HEADLINE_ATTACK, HEADLINE_EPS, attacks_of, robustness_report, transfer_matrix
 from benchmark.evaluation.verification import kfold_correct
 from benchmark.models.checkpoint import embed_images, load_model
 from benchmark.models.face_model import FaceModel
 from benchmark.train.recipe import PRETRAINED_VARIANT, check_crops, pretrained_variant
 
 
-PLOT_ATTACK = "pgd_linf"
-
-
 @dataclass
 class EvaluateResult:
     """evaluation: evaluation.json's content; robustness: {variant: {set: {attack: ...}}}; transfer: transfer.json's
     content; scores: {set: {variant: (P,) clean pair scores}}; seconds: {variant: s}; benchmarks: the sets;
-    comparisons: comparisons.json's content; run: evaluate_run.json's content."""
+    comparisons: comparisons.json's content; run: evaluate_run.json's content; findings: findings.json's content."""
 
     evaluation: dict
     robustness: dict
@@ -62,6 +62,7 @@ class EvaluateResult:
     benchmarks: dict[str, BenchmarkSet]
     comparisons: dict
     run: dict
+    findings: list[dict]
 
 
 def device_for(name: str) -> torch.device:
@@ -86,21 +87,23 @@ def load_variant(params: Params, variant: str) -> tuple[FaceModel, float]:
 
 
 def evaluate_variant(model: FaceModel, threshold: float, bench: BenchmarkSet, params: Params,
-                     name: str = "") -> tuple[dict, np.ndarray]:
+                     name: str = "") -> tuple[dict, np.ndarray, np.ndarray]:
     """One variant on one benchmark set under the whole protocol: ``({"verification", "identification"?,
-    "robustness"}, clean pair scores (P,))``. The robustness report attacks at the variant's validation
-    threshold (see :func:`robustness_report`)."""
+    "robustness"}, clean pair scores (P,), robust outcome of each attacked pair)``. The robustness report attacks
+    at the variant's validation threshold (see :func:`robustness_report`); the robust outcomes are those of
+    ``HEADLINE_ATTACK`` at ``HEADLINE_EPS``, on the same pairs for every variant."""
     check_crops(model, bench.geometry, f"benchmark set '{bench.name}'")
     needed = np.unique(np.concatenate([bench.pairs.ravel(), bench.gallery, bench.probes]))
     embeddings = np.zeros((len(bench.images), model.embedding_dim), np.float32)
     embeddings[needed] = embed_images(model, bench.images[needed], flip=params.evaluate.flip_test)
     report, scores = clean_report(embeddings, bench.labels, bench.pairs, bench.is_same, bench.folds,
                                   bench.gallery, bench.probes)
-    report["robustness"] = robustness_report(
+    robust = robustness_report(
         model, bench.images, bench.pairs, bench.is_same, threshold, params.evaluate.robustness, params.seed,
         desc=f"{name} on {bench.name}" if name else "robustness",
     )
-    return report, scores
+    report["robustness"] = robust.report
+    return report, scores, robust.correct.get(HEADLINE_ATTACK, {}).get(HEADLINE_EPS)
 
 
 def weights_origin(model: FaceModel) -> str:
@@ -113,18 +116,36 @@ def weights_origin(model: FaceModel) -> str:
     return init if init == "scratch" else f"fine-tuned from {init}"
 
 
-def comparisons(scores: dict, benchmarks: dict[str, BenchmarkSet], reference: str, seed: int) -> dict:
-    """``{"reference", "sets": {set: {variant: paired_difference(variant, reference)}}}`` on each set's pairs, each
-    pair's outcome at its fold's 10-fold threshold (:func:`kfold_correct`)."""
-    out: dict = {"reference": reference, "sets": {}}
-    for name, bench in benchmarks.items():
-        correct = {v: kfold_correct(s, bench.is_same, bench.folds) for v, s in scores[name].items()}
-        out["sets"][name] = {v: paired_difference(c, correct[reference], seed=seed)
-                             for v, c in correct.items() if v != reference}
+def clean_outcomes(scores: dict, benchmarks: dict[str, BenchmarkSet]) -> dict:
+    """``{set: {variant: bool (P,)}}``: each pair decided at its fold's 10-fold threshold (:func:`kfold_correct`)."""
+    return {name: {v: kfold_correct(s, bench.is_same, bench.folds) for v, s in scores[name].items()}
+            for name, bench in benchmarks.items()}
+
+
+def comparisons(clean: dict, reference: str, seed: int) -> dict:
+    """``{"reference", "sets": {set: {variant: paired_difference(variant, reference)}}}`` on each set's pairs
+    (``clean``: :func:`clean_outcomes`)."""
+    return {"reference": reference,
+            "sets": {name: {v: paired_difference(c, correct[reference], seed=seed) for v, c in correct.items()
+                            if v != reference} for name, correct in clean.items()}}
+
+
+def findings(clean: dict, robust: dict, evaluation: dict, weights: dict, seed: int) -> list[dict]:
+    """Every claim of :data:`~benchmark.evaluation.claims.CLAIMS` whose variants were evaluated, and each variant
+    fine-tuned from the ``pretrained`` reference against it, decided on every benchmark set by a paired test
+    (:func:`~benchmark.evaluation.claims.decide`); ``robust``: ``{set: {variant: bool (P,)}}`` (the headline
+    attack's outcomes)."""
+    fine_tuned = [v for v, w in weights.items() if w.startswith("fine-tuned")]
+    claims = CLAIMS + (fine_tuning_claims(PRETRAINED_VARIANT, fine_tuned) if PRETRAINED_VARIANT in weights else ())
+    out = []
+    for name in clean:
+        fold_std = {v: per[name]["verification"]["accuracy_std"] for v, per in evaluation.items()}
+        outcomes = {"clean": clean[name], "robust": {v: c for v, c in robust[name].items() if c is not None}}
+        out += decide(claims, outcomes, fold_std, name, seed)
     return out
 
 
-def asr_rows(robustness: dict, attack: str = PLOT_ATTACK) -> list[dict]:
+def asr_rows(robustness: dict, attack: str = HEADLINE_ATTACK) -> list[dict]:
     """Rows ``{"eps": N, "<variant>_dodging": asr, "<variant>_impersonation": asr, ...}`` of one attack, for ``dvc plots``."""
     levels = sorted({int(k[4:]) for attacks in robustness.values() for k in attacks.get(attack, {}) if k.startswith("eps_")})
     rows = []
@@ -144,13 +165,14 @@ def run(params: Params, benchmarks: dict[str, BenchmarkSet] | None = None) -> Ev
     models, thresholds, seconds, weights = {}, {}, {}, {}
     evaluation: dict = {}
     scores: dict = {name: {} for name in benchmarks}
+    robust: dict = {name: {} for name in benchmarks}
     for variant in params.evaluate.variants:
         models[variant], thresholds[variant] = load_variant(params, variant)
         weights[variant] = weights_origin(models[variant])
         start = time.perf_counter()
         evaluation[variant] = {}
         for name, bench in benchmarks.items():
-            evaluation[variant][name], scores[name][variant] = evaluate_variant(
+            evaluation[variant][name], scores[name][variant], robust[name][variant] = evaluate_variant(
                 models[variant], thresholds[variant], bench, params, variant)
         seconds[variant] = round(time.perf_counter() - start, 2)
     robustness = {v: {name: r["robustness"] for name, r in per_set.items()} for v, per_set in evaluation.items()}
@@ -164,8 +186,11 @@ def run(params: Params, benchmarks: dict[str, BenchmarkSet] | None = None) -> Ev
     io.write_json(reports / "metrics" / "robustness.json", robustness)
     io.write_json(reports / "metrics" / "transfer.json", transfer)
     reference = PRETRAINED_VARIANT if PRETRAINED_VARIANT in models else next(iter(models))
-    paired = comparisons(scores, benchmarks, reference, params.seed)
+    clean = clean_outcomes(scores, benchmarks)
+    paired = comparisons(clean, reference, params.seed)
     io.write_json(reports / "metrics" / "comparisons.json", paired)
+    decided = findings(clean, robust, evaluation, weights, params.seed)
+    io.write_json(reports / "metrics" / "findings.json", decided)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
     run_info = {"variants": {v: {"weights": weights[v], "seconds": seconds[v]} for v in seconds},
                 "peak_rss_mb": round(peak_mb, 1)}
@@ -173,7 +198,7 @@ def run(params: Params, benchmarks: dict[str, BenchmarkSet] | None = None) -> Ev
     io.write_json(reports / "plots" / "evaluate" / "roc.json", roc_rows(scores[head_name], head.is_same))
     io.write_json(reports / "plots" / "evaluate" / "asr_vs_eps.json",
                   asr_rows({v: per_set[head_name] for v, per_set in robustness.items()}))
-    return EvaluateResult(evaluation, robustness, transfer, scores, seconds, benchmarks, paired, run_info)
+    return EvaluateResult(evaluation, robustness, transfer, scores, seconds, benchmarks, paired, run_info, decided)
 
 
 def asr_table(robustness: dict) -> list[dict]:
@@ -182,7 +207,7 @@ def asr_table(robustness: dict) -> list[dict]:
     rows = []
     for variant, per_set in robustness.items():
         for bench, attacks in per_set.items():
-            for attack, report in attacks.items():
+            for attack, report in attacks_of(attacks).items():
                 for key, values in report.items():
                     if key.startswith("eps_"):
                         rows.append({"variant": variant, "benchmark": bench, "attack": attack, "eps": int(key[4:]),

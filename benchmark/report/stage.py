@@ -77,6 +77,7 @@ class Inputs:
     data: dict | None
     run: dict | None = None
     comparisons: dict | None = None
+    findings: list[dict] | None = None
 
 
 def _read_json(path: Path) -> dict | None:
@@ -92,7 +93,7 @@ def read_inputs(params: Params) -> Inputs:
     stages = {s: m for s in TRAINING_STAGES if (m := _read_json(metrics / f"{s}.json")) is not None}
     return Inputs(_read_json(metrics / "evaluation.json") or {}, stages, _read_json(metrics / "federated.json"), manifest,
                   _read_json(metrics / "data.json"), _read_json(metrics / "evaluate_run.json"),
-                  _read_json(metrics / "comparisons.json"))
+                  _read_json(metrics / "comparisons.json"), _read_json(metrics / "findings.json"))
 
 
 def data_section(manifest: dict, data: dict | None) -> tuple[list[str], list[dict]]:
@@ -107,19 +108,19 @@ def data_section(manifest: dict, data: dict | None) -> tuple[list[str], list[dic
     return paragraphs + overlap_warnings(benchmarks), [benchmarks_table(benchmarks)] if benchmarks else []
 
 
-def build_sections(inputs: Inputs, figures_dir: Path, pairs: int) -> list[dict]:
+def build_sections(inputs: Inputs, figures_dir: Path) -> list[dict]:
     """The report's sections with their paragraphs, tables (``{"columns", "rows"}``) and inlined figures; the
-    findings are on the headline set (the first benchmark set of ``evaluation.json``); ``pairs``: pairs attacked
-    per variant."""
+    findings are on the headline set (the first benchmark set of ``evaluation.json``)."""
     headline = next(iter(benchmark_sets(inputs.evaluation)), "the headline set")
     data_paragraphs, data_tables = data_section(inputs.manifest, inputs.data)
     text = {
         "data": data_paragraphs,
-        "semisupervised": findings.semisupervised(inputs.evaluation, inputs.stages, headline),
-        "hardened": findings.hardened(inputs.evaluation, inputs.stages, headline),
-        "federated": findings.federated(inputs.federated),
-        "evaluation": [*findings.robustness(inputs.evaluation, pairs, headline),
-                       *findings.pretrained(inputs.evaluation, inputs.comparisons, inputs.run, headline)],
+        "semisupervised": findings.semisupervised(inputs.stages, inputs.findings, headline),
+        "hardened": findings.hardened(inputs.evaluation, inputs.stages, inputs.findings, headline),
+        "federated": findings.federated(inputs.federated, inputs.findings, headline),
+        "evaluation": [*findings.robustness(inputs.evaluation, headline),
+                       *findings.pretrained(inputs.evaluation, inputs.comparisons, inputs.run, inputs.findings,
+                                            headline)],
     }
     tables = {"data": data_tables}
     sections = []
@@ -156,7 +157,7 @@ def run(params: Params) -> dict:
                          f"same pairs for every variant (clean accuracy {flip} flip-test fusion); robustness attacks "
                          "each model at its operating threshold, chosen on validation pairs of the training source. "
                          "n/a marks what does not apply or did not run.",
-        "sections": build_sections(inputs, reports / "figures", params.evaluate.robustness.pairs),
+        "sections": build_sections(inputs, reports / "figures"),
         "limits": list(LIMITS),
         "notebooks": notebooks,
         "env": environment(params.seed, inputs.manifest),
