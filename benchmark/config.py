@@ -176,19 +176,28 @@ class SemiSupervisedConfig(SupervisedConfig):
     g: float = _num(0.75, 0.5, 1.0, "()")
 
 
-ATTACK_NAMES = ("cw_l2", "fgsm", "mifgsm", "pgd_l2", "pgd_linf")  # = benchmark.attacks.ATTACKS.names() (a test checks)
+ATTACK_NAMES = ("apgd", "cw_l2", "fgsm", "mifgsm", "pgd_l2", "pgd_linf", "square")  # = ATTACKS.names() (a test checks)
+L2_ATTACK_NAMES = ("cw_l2", "pgd_l2")
+SWEEP_ATTACKS = ("cw_l2", "fgsm", "mifgsm", "pgd_l2", "pgd_linf")
 
 
 @dataclass(frozen=True)
 class RobustnessConfig:
     """White-box robustness of each variant (benchmark/evaluation/robustness_runner.py).
 
-    L-inf budgets are ``eps_levels``/255; L2 attacks use ``l2_scale * eps_linf * sqrt(3 * H * W)`` at
-    each level (the L2 norm of an L-inf perturbation of that size on every pixel, scaled by l2_scale).
+    The sweep: every attack of ``attacks`` at every budget on ``pairs`` pairs. L-inf budgets are ``eps_levels``/255;
+    L2 attacks use ``l2_scale * eps_linf * sqrt(3 * H * W)`` at each level (the L2 norm of an L-inf perturbation of
+    that size on every pixel, scaled by l2_scale). The headline check: at 4/255 on ``headline_pairs`` pairs (a
+    superset of the sweep's), PGD-L-inf on every pair, then each attack of ``worst_case_attacks`` (L-inf) on the
+    pairs no earlier one broke, as AutoAttack runs its attacks; ``square_queries``: the Square attack's queries.
     """
 
-    attacks: tuple[str, ...] = field(default=ATTACK_NAMES, metadata={"choices": ATTACK_NAMES})
+    attacks: tuple[str, ...] = field(default=SWEEP_ATTACKS, metadata={"choices": ATTACK_NAMES})
     pairs: int = _num(64, 2, 100_000)
+    headline_pairs: int = _num(256, 2, 100_000)
+    worst_case_attacks: tuple[str, ...] = field(
+        default=("apgd", "square"), metadata={"choices": tuple(a for a in ATTACK_NAMES if a not in L2_ATTACK_NAMES)})
+    square_queries: int = _num(100, 1, 100_000)
     steps: int = _num(10, 1, 1000)
     binary_steps: int = _num(3, 0, 20)
     batch_size: int = _num(128, 1, 4096)

@@ -12,6 +12,8 @@ Writes ``<reports>/perf.json``: ``{"machine": ..., "figures": {name: {"value", "
   on the semi-supervised patent model with a cosine identity classifier, reference = torchattacks' ``PGD``
   on the same model, batch, steps and budget, interleaved repeats, medians
   (:mod:`benchmark.attacks.throughput`; target ratio >= 1.0);
+* ``apgd_vs_torchattacks``: the same for our APGD (:mod:`benchmark.attacks.apgd`, 10 steps), reference =
+  torchattacks' ``APGD`` (cross-entropy, one restart; target ratio >= 1.0);
 * ``ckks_encrypt_vs_tenseal``: values/s an institution seals its update (as many values as the shared
   network has), reference = raw TenSEAL ``ckks_vector(...).serialize()`` on the same values in the same
   process (:mod:`benchmark.federated.throughput`; target ratio >= 0.8);
@@ -37,7 +39,7 @@ import numpy as np
 import torch
 
 from benchmark import io
-from benchmark.attacks.throughput import FaceLogits, pgd_vs_torchattacks
+from benchmark.attacks.throughput import FaceLogits, attack_vs_torchattacks
 from benchmark.config import Params
 from benchmark.federated import local
 from benchmark.federated import stage as federated_stage
@@ -54,6 +56,7 @@ from benchmark.data.dataset import load_dataset
 from benchmark.train.recipe import build_model, pretrained_cache
 
 FAISS_TARGET_QPS = 1000.0
+ATTACK_FIGURES = {"pgd_vs_torchattacks": "pgd_linf", "apgd_vs_torchattacks": "apgd"}  # figure -> our attack
 
 
 def figure(value: float, unit: str, reference: float) -> dict:
@@ -82,7 +85,8 @@ def run(params: Params) -> dict:
     logits = FaceLogits(build_model(cfg, data.geometry, params.seed, pretrained_cache(params)), classes=100,
                         seed=params.seed).eval()
     batch = to_float_nchw(data.images[p.test[:32]])
-    pgd = pgd_vs_torchattacks(logits, batch, torch.as_tensor(np.arange(len(batch)) % 100))
+    labels = torch.as_tensor(np.arange(len(batch)) % 100)
+    attacks = {key: attack_vs_torchattacks(name, logits, batch, labels) for key, name in ATTACK_FIGURES.items()}
     values = len(local.shared_vector(local.new_model(params, data.geometry))) + 1
     ckks_figures = encrypt_throughput(values, params.federated.ckks)
     he = he_vs_training(federated_metrics(params))["blind"]
@@ -95,7 +99,8 @@ def run(params: Params) -> dict:
         "figures": {
             "train_loop_vs_bare_pytorch": figure(loop["loop_images_per_second"], "images/s", loop["bare_images_per_second"]),
             "faiss_search_100k": figure(faiss_figures["queries_per_second"], "queries/s", FAISS_TARGET_QPS),
-            "pgd_vs_torchattacks": figure(pgd["ours_images_per_second"], "images/s", pgd["torchattacks_images_per_second"]),
+            **{key: figure(a["ours_images_per_second"], "images/s", a["torchattacks_images_per_second"])
+               for key, a in attacks.items()},
             "ckks_encrypt_vs_tenseal": figure(ckks_figures["values_per_second"], "values/s", ckks_figures["tenseal_values_per_second"]),
             "he_round_vs_local_train": figure(he["he_seconds"], "s/round", he["train_seconds"]),
             "pretrained_embed_vs_bare": figure(embed["suite_images_per_second"], "images/s",

@@ -28,8 +28,9 @@ def images():
 
 
 def make(name: str, **kwargs):
-    """create_attack with ``steps`` for the iterative attacks (fgsm takes one step and no ``steps``)."""
-    steps = kwargs.pop("steps", 3)
+    """create_attack with ``steps`` for the iterative attacks (fgsm takes one step and no ``steps``; the score-based
+    square attack takes 40 queries a gradient step)."""
+    steps = kwargs.pop("steps", 3) * (40 if name == "square" else 1)
     return create_attack(name, **kwargs) if name == "fgsm" else create_attack(name, steps=steps, **kwargs)
 
 
@@ -140,7 +141,7 @@ def test_verification_objective_is_dodging_for_genuine_and_impersonation_for_imp
         (lambda: create_attack("pgd_linf", eps=torch.tensor([0.1, -0.01])), "eps must be finite and >= 0"),
         (lambda: create_attack("pgd_linf", steps=0), "steps must be an integer >= 1"),
         (lambda: create_attack("pgd_linf", alpha=0.0), "alpha .* must be a positive number"),
-        (lambda: create_attack("deepfool"), "unknown attack 'deepfool'; known attacks: cw_l2, fgsm, mifgsm, pgd_l2, pgd_linf"),
+        (lambda: create_attack("deepfool"), "unknown attack 'deepfool'; known attacks: apgd, cw_l2, fgsm, mifgsm, pgd_l2, pgd_linf, square"),
         (lambda: create_attack("fgsm", norm="l1"), "unknown norm 'l1' .*allowed: linf, l2"),
         (lambda: create_attack("pgd_linf", norm="l2"), "unknown norm 'l2' .*allowed: linf"),
         (lambda: create_attack("fgsm", steps=10), "attack 'fgsm' takes no argument.* steps; allowed: eps, alpha"),

@@ -48,6 +48,8 @@ def test_repository_params_yaml_loads_and_matches_dataclass_defaults():
                          "max_epochs": 2, "head_epochs": 2}},
          ["'supervised.head_epochs' = 2 must be below 'max_epochs' = 2"]),
         ({"evaluate": {"flip_test": "yes"}}, ["'evaluate.flip_test' must be bool"]),
+        ({"evaluate": {"robustness": {"worst_case_attacks": ["pgd_l2"]}}},
+         ["'evaluate.robustness.worst_case_attacks' has 'pgd_l2', which is not allowed", "'apgd'", "'square'"]),
         ({"data": {"image_size": "64"}}, ["'data.image_size' must be int", "str '64'"]),
         ({"data": {"image_size": 64.5}}, ["'data.image_size' must be int"]),
         ({"seed": True}, ["'seed' must be int", "bool"]),

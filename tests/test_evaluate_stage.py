@@ -29,7 +29,8 @@ def tiny(tmp_path_factory):
         },
         "evaluate": {
             "variants": ["one", "two"],
-            "robustness": {"attacks": ["fgsm", "pgd_linf"], "pairs": 8, "steps": 2, "binary_steps": 1},
+            "robustness": {"attacks": ["fgsm", "pgd_linf"], "pairs": 8, "steps": 2, "binary_steps": 1,
+                           "headline_pairs": 16, "square_queries": 5},
         },
     }
     params = config.build(config.Params, raw)
@@ -59,7 +60,8 @@ def test_evaluate_stage_writes_evaluation_robustness_and_transfer_contracts(tiny
             assert set(report["eps_4"]) == rates | {f"{r}_{end}" for r in rates for end in ("ci", "n")}
             assert set(report["median_min_perturbation"]) == {"dodging", "impersonation"}
         worst = variant["heldout"]["worst_case_robust_accuracy"]["eps_4"]
-        assert set(worst) == {"value", "ci", "n", "attacks"} and worst["n"] == 8
+        assert set(worst) == {"value", "ci", "n", "attacks", "pgd_linf"} and worst["n"] == 16
+        assert worst["attacks"] == ["pgd_linf", "apgd", "square"] and worst["value"] <= worst["pgd_linf"]["value"]
     assert set(transfer["matrix"]) == {"one", "two"} and set(transfer["matrix"]["one"]) == {"one", "two"}
     assert transfer["benchmark"] == "heldout"
     assert set(result.seconds) == {"one", "two"}
@@ -86,11 +88,11 @@ def test_evaluate_stage_writes_evaluation_robustness_and_transfer_contracts(tiny
 
 
 def test_findings_decide_the_claims_on_every_set_and_the_fine_tuned_against_pretrained():
-    # Prepare: three variants on two sets; semisupervised was not attacked (no robust outcomes)
+    # Prepare: three variants on two sets
     rng = np.random.default_rng(0)
-    clean = {s: {v: rng.random(300) < 0.8 for v in ("pretrained", "supervised", "semisupervised")} for s in ("h", "o")}
-    robust = {s: {"pretrained": rng.random(64) < 0.2, "supervised": rng.random(64) < 0.2, "semisupervised": None}
-              for s in ("h", "o")}
+    variants = ("pretrained", "supervised", "semisupervised")
+    clean = {s: {v: rng.random(300) < 0.8 for v in variants} for s in ("h", "o")}
+    robust = {s: {v: rng.random(256) < 0.2 for v in variants} for s in ("h", "o")}
     evaluation = {v: {s: {"verification": {"accuracy_std": 0.02}} for s in ("h", "o")} for v in clean["h"]}
     weights = {"pretrained": "facenet_casia as is", "supervised": "fine-tuned from facenet_casia",
                "semisupervised": "scratch"}

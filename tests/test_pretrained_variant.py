@@ -129,8 +129,10 @@ def test_the_suite_embeds_as_fast_as_the_bare_network_and_the_same(facenet_cache
 
 def test_findings_compare_every_variant_with_the_pretrained_row_by_a_paired_test():
     verification = {"accuracy_mean": 0.95, "accuracy_std": 0.02}
-    evaluation = {"pretrained": {"h": {"verification": verification, "robustness": {"pgd_linf": {
-        "eps_4": {"robust_accuracy": 0.0}, "median_min_perturbation": {"dodging": 1 / 255}}}}},
+    evaluation = {"pretrained": {"h": {"verification": verification, "robustness": {
+        "pgd_linf": {"eps_4": {"robust_accuracy": 0.0}, "median_min_perturbation": {"dodging": 1 / 255}},
+        "worst_case_robust_accuracy": {"eps_4": {"value": 0.0, "ci": [0.0, 0.015], "n": 256, "attacks": ["pgd_linf"],
+                                                 "pgd_linf": {"value": 0.0, "ci": [0.0, 0.015]}}}}}},
         "supervised": {"h": {"verification": {"accuracy_mean": 0.94, "accuracy_std": 0.03}}}}
     comparisons = {"reference": "pretrained", "sets": {"h": {"supervised": {
         "difference": -0.01, "ci": [-0.02, 0.0], "p_value": 0.04, "pairs": 6000}}}}

@@ -25,9 +25,13 @@ def verification(acc, std=0.02, tar=0.3):
             "tar_at_far_1e-3": tar, "threshold": 0.2}
 
 
-def robustness(robust_acc, min_pert):
+def robustness(robust_acc, min_pert, worst=None, n=256):
+    worst = robust_acc if worst is None else worst
     return {"pgd_linf": {"eps_4": {"dodging_asr": 0.9, "impersonation_asr": 0.4, "robust_accuracy": robust_acc},
-                         "median_min_perturbation": {"dodging": min_pert, "impersonation": 2 * min_pert}}}
+                         "median_min_perturbation": {"dodging": min_pert, "impersonation": 2 * min_pert}},
+            "worst_case_robust_accuracy": {"eps_4": {
+                "value": worst, "ci": [max(worst - 0.05, 0), worst + 0.05], "n": n, "attacks": ["pgd_linf", "apgd", "square"],
+                "pgd_linf": {"value": robust_acc, "ci": [max(robust_acc - 0.06, 0), robust_acc + 0.06]}}}}
 
 
 # Two benchmark sets in params.yaml order: the headline set (held-out identities) first, then an LFW-layout set
@@ -102,8 +106,7 @@ def test_headline_cells_carry_intervals_pair_counts_and_the_unreliable_tar_mark(
     # Prepare: a verification result with its intervals (TAR at 1e-3 on too few impostors) and a robust rate
     verification_ = {**verification(0.8766, 0.0123), "accuracy_ci": [0.85, 0.9], "tar_at_far_1e-3": 0.2,
                      "tar_at_far_1e-3_ci": [0.15, 0.26], "tar_at_far_1e-3_reliable": False}
-    robust = {"pgd_linf": {"eps_4": {"robust_accuracy": 0.5, "robust_accuracy_ci": [0.44, 0.56], "robust_accuracy_n": 256}}}
-    evaluation = {"x": {"heldout": {"verification": verification_, "robustness": robust}}}
+    evaluation = {"x": {"heldout": {"verification": verification_, "robustness": robustness(0.5, 1 / 255, worst=0.3)}}}
     # Execute
     tables = headline_tables(evaluation, {}, None, None)
     row = tables[0]["rows"][0]
@@ -111,6 +114,7 @@ def test_headline_cells_carry_intervals_pair_counts_and_the_unreliable_tar_mark(
     assert format_cell(row, "accuracy") == "0.877 ± 0.012 [0.850, 0.900]"
     assert format_cell(row, "tar_at_far_1e-3") == "0.200 [0.150, 0.260]†"
     assert format_cell(row, "robust_accuracy") == "0.500 [0.440, 0.560] (256)"
+    assert format_cell(row, "worst_case_robust_accuracy") == "0.300 [0.250, 0.350]"
     assert UNRELIABLE_NOTE in markdown_tables(tables)
     verification_["tar_at_far_1e-3_reliable"] = True
     assert UNRELIABLE_NOTE not in markdown_tables(headline_tables(evaluation, {}, None, None))
@@ -161,14 +165,13 @@ def test_claim_sentences_give_the_difference_interval_test_and_verdict_on_the_na
 
 
 def test_hardened_findings_give_worst_cases_claims_and_the_time_ratio():
-    worst = {"eps_4": {"value": 0.2, "ci": [0.1, 0.3], "n": 64, "attacks": ["fgsm", "pgd_linf"]}}
     evaluation = {**EVALUATION, "pgd_at": {"heldout": {"verification": verification(0.84),
-                                                       "robustness": {**robustness(0.41, 5 / 255), "worst_case_robust_accuracy": worst}}}}
+                                                       "robustness": robustness(0.41, 5 / 255, worst=0.2)}}}
     stages = {**STAGES, "pgd_at": {"train_seconds": 100.0, "adversarial_fraction": 1.0, "switches": 0}}
     decided = [finding("hardened", "adversarial", "pgd_at", "robust", "no_worse", 0.02, [-0.05, 0.03], "not shown")]
     lines = findings.hardened(evaluation, stages, decided, "heldout")
     assert lines[0].startswith("adversarial on heldout: clean 0.850, robust accuracy under PGD-L∞ at 4/255 0.400")
-    assert "0.410 (worst case over fgsm, pgd_linf: 0.200)" in lines[1]
+    assert "0.410, worst case over pgd_linf, apgd, square 0.200" in lines[1]
     assert "trades: not evaluated on heldout." in lines
     assert "robust accuracy under PGD-L∞ at 4/255): adversarial − pgd_at = -1.0 points [-5.0, +3.0]" in lines[-2]
     assert lines[-2].endswith("target above −2.0 points: not shown.")
@@ -177,15 +180,14 @@ def test_hardened_findings_give_worst_cases_claims_and_the_time_ratio():
 
 def test_robustness_findings_rank_state_the_precision_and_flag_gradient_masking():
     evaluation = copy.deepcopy(EVALUATION)
-    for variant, value in (("supervised", 0.03), ("adversarial", 0.30)):  # adversarial: 10 points below PGD's 0.40
-        r = evaluation[variant]["heldout"]["robustness"]
-        r["pgd_linf"]["eps_4"].update(robust_accuracy_ci=[0.0, 0.12], robust_accuracy_n=64)
-        r["worst_case_robust_accuracy"] = {"eps_4": {"value": value, "ci": [0.0, 0.1], "n": 64, "attacks": ["pgd_linf"]}}
+    evaluation["adversarial"]["heldout"]["robustness"] = robustness(0.40, 6 / 255, worst=0.30)  # 10 points below PGD
     text = findings.robustness(evaluation, "heldout")
     assert text[0].startswith("On heldout,")
-    assert "from 0.050 (supervised) to 0.400 (adversarial)" in text[0] and "64 attacked pairs" in text[0]
+    assert "from 0.050 (supervised) to 0.400 (adversarial)" in text[0] and "256 attacked pairs" in text[0]
     assert "±6 points" in text[0]
-    assert text[1].endswith("adversarial (0.400 under PGD, 0.300 worst case).")
+    assert text[1].startswith("The worst case over pgd_linf, apgd, square on the same pairs flags gradient masking")
+    assert text[1].endswith("in: adversarial (0.400 under PGD, 0.300 worst case).")
+    assert findings.robustness(EVALUATION, "heldout")[1].endswith("in: none.")
     assert findings.robustness(EVALUATION, "orl") == ["No robustness result on orl."]
 
 

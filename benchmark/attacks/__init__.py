@@ -7,7 +7,9 @@ Entries of :data:`ATTACKS` (``create_attack(name, eps=..., steps=..., ...)``):
   Attacks" (projected gradient ascent with a random start, L-inf or L2 ball);
 * ``mifgsm``: Dong et al. 2018, "Boosting Adversarial Attacks with Momentum" (L-inf);
 * ``cw_l2``: Carlini & Wagner 2017, "Towards Evaluating the Robustness of Neural Networks", adapted to
-  the embedding objectives (see :mod:`benchmark.attacks.cw`).
+  the embedding objectives (see :mod:`benchmark.attacks.cw`);
+* ``apgd``: Croce & Hein 2020, Auto-PGD, AutoAttack's gradient attack (L-inf, self-tuning step size);
+* ``square``: Andriushchenko et al. 2020, Square Attack, AutoAttack's score-based attack (L-inf, no gradient).
 
 Every attack maximizes a per-sample objective (:mod:`benchmark.attacks.objectives`): dodging and
 impersonation on embeddings for verification, cross-entropy on identity logits for classification.
@@ -23,7 +25,8 @@ from benchmark.models.registry import Registry
 
 ATTACKS = Registry(
     "attack",
-    modules=("benchmark.attacks.fgsm", "benchmark.attacks.pgd", "benchmark.attacks.mifgsm", "benchmark.attacks.cw"),
+    modules=("benchmark.attacks.fgsm", "benchmark.attacks.pgd", "benchmark.attacks.mifgsm", "benchmark.attacks.cw",
+             "benchmark.attacks.apgd", "benchmark.attacks.square"),
 )
 
 

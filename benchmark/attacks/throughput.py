@@ -1,9 +1,10 @@
-"""Speed of our PGD against torchattacks' PGD (the reference implementation) on the same model.
+"""Speed of our attacks against torchattacks' (the reference implementations) on the same model.
 
 Both attack the same logits model (a FaceModel with a linear identity classifier on its normalized
 embedding), the same batch, the same number of steps and the same budget, with a random start, in one
 process: the two are run alternately ``repeats`` times (interleaved, so drifts in machine load hit both)
-and the median seconds of each give images/s.
+and the median seconds of each give images/s. Compared: PGD-L-inf (``torchattacks.PGD``) and APGD
+(``torchattacks.APGD``, cross-entropy, one restart).
 """
 
 from __future__ import annotations
@@ -33,25 +34,34 @@ class FaceLogits(nn.Module):
         return self.scale * self.face.embed(x) @ F.normalize(self.weight, dim=1).T
 
 
-def pgd_vs_torchattacks(
-    model: nn.Module, x: torch.Tensor, labels: torch.Tensor, steps: int = 10, eps: float = 4 / 255, repeats: int = 5
+def attack_vs_torchattacks(
+    name: str, model: nn.Module, x: torch.Tensor, labels: torch.Tensor, steps: int = 10, eps: float = 4 / 255,
+    repeats: int = 5,
 ) -> dict:
-    """``{"ours_images_per_second", "torchattacks_images_per_second", "ratio"}`` on ``x`` (N, 3, H, W)."""
+    """``{"ours_images_per_second", "torchattacks_images_per_second", "ratio"}`` of attack ``name`` (``pgd_linf`` or
+    ``apgd``) against its torchattacks counterpart on ``x`` (N, 3, H, W)."""
     import torchattacks  # here: only this benchmark needs the reference library
 
     alpha = 2.5 * eps / steps
-    ours = create_attack("pgd_linf", eps=eps, alpha=alpha, steps=steps, random_start=True)
+    pairs = {
+        "pgd_linf": (create_attack("pgd_linf", eps=eps, alpha=alpha, steps=steps, random_start=True),
+                     torchattacks.PGD(model, eps=eps, alpha=alpha, steps=steps, random_start=True)),
+        "apgd": (create_attack("apgd", eps=eps, steps=steps),
+                 torchattacks.APGD(model, norm="Linf", eps=eps, steps=steps, n_restarts=1, loss="ce")),
+    }
+    if name not in pairs:
+        raise ValueError(f"no torchattacks reference for attack {name!r}; compared: {', '.join(pairs)}")
+    ours, reference = pairs[name]
     objective = classification(model, labels)
-    reference = torchattacks.PGD(model, eps=eps, alpha=alpha, steps=steps, random_start=True)
     runs = {"ours": lambda: ours(model, x, objective), "torchattacks": lambda: reference(x, labels)}
-    seconds: dict[str, list[float]] = {name: [] for name in runs}
-    for name in runs:  # warm-up, untimed
-        runs[name]()
+    seconds: dict[str, list[float]] = {key: [] for key in runs}
+    for run in runs.values():  # warm-up, untimed
+        run()
     for _ in range(repeats):
-        for name, run in runs.items():
+        for key, run in runs.items():
             start = time.perf_counter()
             run()
-            seconds[name].append(time.perf_counter() - start)
+            seconds[key].append(time.perf_counter() - start)
     ours_ips = len(x) / statistics.median(seconds["ours"])
     ref_ips = len(x) / statistics.median(seconds["torchattacks"])
     return {"ours_images_per_second": ours_ips, "torchattacks_images_per_second": ref_ips, "ratio": ours_ips / ref_ips}

@@ -41,7 +41,7 @@ from benchmark.data.dataset import BenchmarkSet, load_benchmarks
 from benchmark.evaluation.claims import CLAIMS, decide, fine_tuning_claims
 from benchmark.evaluation.clean import clean_report, roc_rows
 from benchmark.evaluation.paired import paired_difference
-from benchmark.evaluation.robustness_runner import HEADLINE_ATTACK, HEADLINE_EPS, attacks_of, robustness_report, transfer_matrix
+from benchmark.evaluation.robustness_runner import HEADLINE_ATTACK, attacks_of, robustness_report, transfer_matrix
 from benchmark.evaluation.verification import kfold_correct
 from benchmark.models.checkpoint import embed_images, load_model
 from benchmark.models.face_model import FaceModel
@@ -90,8 +90,8 @@ def evaluate_variant(model: FaceModel, threshold: float, bench: BenchmarkSet, pa
                      name: str = "") -> tuple[dict, np.ndarray, np.ndarray]:
     """One variant on one benchmark set under the whole protocol: ``({"verification", "identification"?,
     "robustness"}, clean pair scores (P,), robust outcome of each attacked pair)``. The robustness report attacks
-    at the variant's validation threshold (see :func:`robustness_report`); the robust outcomes are those of
-    ``HEADLINE_ATTACK`` at ``HEADLINE_EPS``, on the same pairs for every variant."""
+    at the variant's validation threshold (see :func:`robustness_report`); the robust outcomes are PGD's in the
+    headline check, on the same pairs for every variant."""
     check_crops(model, bench.geometry, f"benchmark set '{bench.name}'")
     needed = np.unique(np.concatenate([bench.pairs.ravel(), bench.gallery, bench.probes]))
     embeddings = np.zeros((len(bench.images), model.embedding_dim), np.float32)
@@ -103,7 +103,7 @@ def evaluate_variant(model: FaceModel, threshold: float, bench: BenchmarkSet, pa
         desc=f"{name} on {bench.name}" if name else "robustness",
     )
     report["robustness"] = robust.report
-    return report, scores, robust.correct.get(HEADLINE_ATTACK, {}).get(HEADLINE_EPS)
+    return report, scores, robust.pgd_correct
 
 
 def weights_origin(model: FaceModel) -> str:
@@ -140,7 +140,7 @@ def findings(clean: dict, robust: dict, evaluation: dict, weights: dict, seed: i
     out = []
     for name in clean:
         fold_std = {v: per[name]["verification"]["accuracy_std"] for v, per in evaluation.items()}
-        outcomes = {"clean": clean[name], "robust": {v: c for v, c in robust[name].items() if c is not None}}
+        outcomes = {"clean": clean[name], "robust": robust[name]}
         out += decide(claims, outcomes, fold_std, name, seed)
     return out
 

@@ -23,13 +23,15 @@ def _acc(evaluation: dict, variant: str, benchmark: str) -> tuple[float, float] 
     return (v["accuracy_mean"], v["accuracy_std"]) if v else None
 
 
-def _robust(evaluation: dict, variant: str, benchmark: str) -> float | None:
-    r = evaluation.get(variant, {}).get(benchmark, {}).get("robustness", {}).get(HEADLINE_ATTACK, {}).get(HEADLINE_EPS)
-    return r["robust_accuracy"] if r else None
-
-
 def _worst(evaluation: dict, variant: str, benchmark: str) -> dict | None:
+    """The headline check's entry (worst case, its attacks and PGD's figure on the same pairs), or None."""
     return evaluation.get(variant, {}).get(benchmark, {}).get("robustness", {}).get(WORST_CASE, {}).get(HEADLINE_EPS)
+
+
+def _robust(evaluation: dict, variant: str, benchmark: str) -> float | None:
+    """PGD-L-inf's robust accuracy at the headline budget in the headline check, or None."""
+    worst = _worst(evaluation, variant, benchmark)
+    return worst[HEADLINE_ATTACK]["value"] if worst else None
 
 
 def claim_sentence(f: dict) -> str:
@@ -73,7 +75,7 @@ def hardened(evaluation: dict, stages: dict, decided: list[dict] | None, benchma
         text += "n/a" if robust is None else f"{robust:.3f}"
         worst = _worst(evaluation, variant, benchmark)
         if worst:
-            text += f" (worst case over {', '.join(worst['attacks'])}: {worst['value']:.3f})"
+            text += f", worst case over {', '.join(worst['attacks'])} {worst['value']:.3f}"
         m = stages.get(variant, {})
         if "adversarial_fraction" in m:
             text += f"; regularizer on for {100 * m['adversarial_fraction']:.0f}% of steps, {m.get('switches')} switches"
@@ -119,23 +121,15 @@ def robustness(evaluation: dict, benchmark: str) -> list[str]:
     ranked = sorted((r, v) for v in evaluation if (r := _robust(evaluation, v, benchmark)) is not None)
     if not ranked:
         return [f"No robustness result on {benchmark}."]
-    levels = [evaluation[v][benchmark]["robustness"][HEADLINE_ATTACK][HEADLINE_EPS] for _, v in ranked]
-    widths = [(c[1] - c[0]) / 2 for lv in levels if (c := lv.get("robust_accuracy_ci"))]
-    pairs = max((lv.get("robust_accuracy_n") or 0 for lv in levels), default=0)
-    out = [f"On {benchmark}, robust accuracy under PGD-L∞ at 4/255 ranges from {ranked[0][0]:.3f} ({ranked[0][1]}) to "
-           f"{ranked[-1][0]:.3f} ({ranked[-1][1]})"
-           + (f"; with {pairs} attacked pairs per variant each figure is known to ±{100 * max(widths):.0f} points at "
-              "worst (Wilson 95%): closer variants are not told apart." if widths else ".")]
-    masked = []
-    for r, v in ranked:
-        worst = _worst(evaluation, v, benchmark)
-        if worst and worst["value"] is not None and r - worst["value"] > MASKING_GAP:
-            masked.append(f"{v} ({r:.3f} under PGD, {worst['value']:.3f} worst case)")
-    if any(_worst(evaluation, v, benchmark) for _, v in ranked):
-        out.append("Gradient masking flagged (worst case over the L∞ attacks more than "
-                   f"{100 * MASKING_GAP:.0f} points below PGD's robust accuracy): "
-                   + ("; ".join(masked) if masked else "none") + ".")
-    return out
+    checks = [_worst(evaluation, v, benchmark) for _, v in ranked]
+    half = max((c[HEADLINE_ATTACK]["ci"][1] - c[HEADLINE_ATTACK]["ci"][0]) / 2 for c in checks)
+    masked = [f"{v} ({r:.3f} under PGD, {c['value']:.3f} worst case)" for (r, v), c in zip(ranked, checks)
+              if r - c["value"] > MASKING_GAP]
+    return [f"On {benchmark}, robust accuracy under PGD-L∞ at 4/255 ranges from {ranked[0][0]:.3f} ({ranked[0][1]}) to "
+            f"{ranked[-1][0]:.3f} ({ranked[-1][1]}); with {max(c['n'] for c in checks)} attacked pairs per variant each "
+            f"figure is known to ±{100 * half:.0f} points at worst (Wilson 95%): closer variants are not told apart.",
+            f"The worst case over {', '.join(checks[0]['attacks'])} on the same pairs flags gradient masking (more than "
+            f"{100 * MASKING_GAP:.0f} points below PGD's robust accuracy) in: " + ("; ".join(masked) or "none") + "."]
 
 
 def _min_perturbation(evaluation: dict, variant: str, benchmark: str) -> float | None:

@@ -4,7 +4,8 @@ functions of the pipeline's metrics.
 Inputs are the parsed metrics files, passed in as plain dicts (no I/O here):
 
 * ``evaluation``: ``reports/metrics/evaluation.json``, ``{variant: {benchmark_set: {"verification": {...},
-  "identification": {...}, "robustness": {attack: {"eps_4": {...}, "median_min_perturbation": {...}}}}}}``, the
+  "identification": {...}, "robustness": {attack: {"eps_4": {...}, "median_min_perturbation": {...}},
+  "worst_case_robust_accuracy": {"eps_4": {"value", "ci", "n", "attacks", "pgd_linf": {"value", "ci"}}}}}}}``, the
   sets in params.yaml order (the first is the headline set);
 * ``stages``: ``{variant: <reports/metrics/<variant>.json>}`` for the training stages (``train_seconds``);
 * ``federated``: ``reports/metrics/federated.json`` (``{mode: {...}}``) or None; its variants are named
@@ -32,7 +33,7 @@ COLUMNS = (
     ("accuracy", "clean accuracy (10-fold mean ± std) [95% CI]"),
     ("tar_at_far_1e-3", "TAR @ FAR 1e-3 [95% CI]"),
     ("robust_accuracy", "robust accuracy, PGD-L∞ 4/255 [95% CI] (pairs)"),
-    ("worst_case_robust_accuracy", "worst case over the L∞ attacks, 4/255 [95% CI]"),
+    ("worst_case_robust_accuracy", "worst case of the L∞ attacks, 4/255 [95% CI]"),
     ("median_min_perturbation", "median minimal PGD-L∞ dodging perturbation (/255)"),
     ("train_seconds", "training time (s)"),
     ("he_seconds_per_round", "HE cost per round (s)"),
@@ -78,8 +79,8 @@ def headline_rows(evaluation: dict, stages: dict[str, dict], federated: dict | N
         result = sets.get(benchmark)
         mode = variant[len(FEDERATED_PREFIX):] if variant.startswith(FEDERATED_PREFIX) else None
         fed = _get(federated, mode) if mode else None
-        robust = _get(result, "robustness", HEADLINE_ATTACK)
-        min_pert = _get(robust, "median_min_perturbation", "dodging")
+        check = _get(result, "robustness", WORST_CASE, HEADLINE_EPS)
+        min_pert = _get(result, "robustness", HEADLINE_ATTACK, "median_min_perturbation", "dodging")
         seconds, megabytes = he_cost(fed) if fed else (None, None)
         train_seconds = sum(fed["train_seconds"]) if fed and fed.get("train_seconds") else _get(stages, variant, "train_seconds")
         rows.append({
@@ -91,11 +92,11 @@ def headline_rows(evaluation: dict, stages: dict[str, dict], federated: dict | N
             "tar_at_far_1e-3": _get(result, "verification", "tar_at_far_1e-3"),
             "tar_at_far_1e-3_ci": _get(result, "verification", "tar_at_far_1e-3_ci"),
             "tar_at_far_1e-3_reliable": _get(result, "verification", "tar_at_far_1e-3_reliable"),
-            "robust_accuracy": _get(robust, HEADLINE_EPS, "robust_accuracy"),
-            "robust_accuracy_ci": _get(robust, HEADLINE_EPS, "robust_accuracy_ci"),
-            "robust_accuracy_n": _get(robust, HEADLINE_EPS, "robust_accuracy_n"),
-            "worst_case_robust_accuracy": _get(result, "robustness", WORST_CASE, HEADLINE_EPS, "value"),
-            "worst_case_robust_accuracy_ci": _get(result, "robustness", WORST_CASE, HEADLINE_EPS, "ci"),
+            "robust_accuracy": _get(check, HEADLINE_ATTACK, "value"),
+            "robust_accuracy_ci": _get(check, HEADLINE_ATTACK, "ci"),
+            "robust_accuracy_n": _get(check, "n"),
+            "worst_case_robust_accuracy": _get(check, "value"),
+            "worst_case_robust_accuracy_ci": _get(check, "ci"),
             "median_min_perturbation": None if min_pert is None else min_pert * 255,
             "train_seconds": train_seconds,
             "he_seconds_per_round": seconds,
