@@ -4,6 +4,8 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
+from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL_DATA = ROOT.parent / "shared" / "data" / "real"
@@ -25,6 +27,16 @@ def facenet_cache(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("pretrained")
     facenet_state_dict(folder)
     return folder
+
+
+@pytest.fixture(scope="module")
+def small_cnn() -> nn.Module:
+    """A seeded 5-class CNN on 16 x 16 images (eval mode): the logits model the attacks are cross-checked on."""
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(64, 5),
+    ).eval()
 
 
 @pytest.fixture

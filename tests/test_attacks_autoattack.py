@@ -16,17 +16,12 @@ from benchmark.models.face_model import build_face_model
 
 
 @pytest.fixture(scope="module")
-def classifier():
-    torch.manual_seed(0)
-    model = nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(64, 5),
-    ).eval()
+def classifier(small_cnn):
     gen = torch.Generator().manual_seed(1)
     x = torch.rand(64, 3, 16, 16, generator=gen)
     with torch.no_grad():
-        labels = model(x).argmax(dim=1)  # every image classified correctly before the attack
-    return model, x, labels
+        labels = small_cnn(x).argmax(dim=1)  # every image classified correctly before the attack
+    return small_cnn, x, labels
 
 
 def test_apgd_checkpoints_follow_croce_and_hein():

@@ -18,16 +18,11 @@ TOL = 1e-6
 
 
 @pytest.fixture(scope="module")
-def setup():
-    torch.manual_seed(0)
-    model = nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(64, 5),
-    ).eval()
+def setup(small_cnn):
     gen = torch.Generator().manual_seed(1)
     x = torch.rand(8, 3, 16, 16, generator=gen)
     labels = torch.randint(0, 5, (8,), generator=gen)
-    return model, x, labels
+    return small_cnn, x, labels
 
 
 @pytest.mark.parametrize("targeted", [False, True])
