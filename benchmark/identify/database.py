@@ -1,8 +1,8 @@
 """Identity database for 1:N search: SQLite records plus a FAISS index of their embeddings.
 
-Files: ``<path>`` (SQLite) and ``<path>.faiss`` beside it (``faiss.write_index`` of an
-``IndexIDMap`` over ``IndexFlatIP``, exact inner product = cosine on L2-normalized vectors; FAISS ids
-are the SQLite row ids).
+Files: ``<path>`` (SQLite) and ``<path>.faiss`` beside it (``faiss.write_index`` of the index
+:mod:`benchmark.identify.index` chooses by gallery size: exact below 50,000 templates, an inverted file
+above; inner product = cosine on L2-normalized vectors; FAISS ids are the SQLite row ids).
 
 Records: table ``identities`` (id, name UNIQUE, metadata JSON, enrolled_at ISO-8601 UTC of the latest
 enrolment or update, n_embeddings, embedding float32 BLOB); table ``meta`` (embedding_dim, model_id,
@@ -53,6 +53,7 @@ import numpy as np
 from benchmark import io
 from benchmark.errors import DataError
 from benchmark.evaluation.verification import l2_normalize
+from benchmark.identify import index
 
 UNKNOWN = "unknown"
 SCHEMA_VERSION = 1
@@ -88,15 +89,15 @@ def index_path(path: str | os.PathLike) -> Path:
     return Path(f"{path}.faiss")
 
 
-def _empty_index(dim: int) -> faiss.IndexIDMap:
-    """Exact inner-product search with caller-chosen int64 ids."""
-    return faiss.IndexIDMap(faiss.IndexFlatIP(dim))
+def _empty_index(dim: int) -> faiss.Index:
+    """An index of no templates, exact inner-product search with caller-chosen int64 ids."""
+    return index.build(np.zeros((0, dim), np.float32), np.zeros(0, np.int64))
 
 
-def _write_index(index: faiss.Index, file: Path) -> None:
+def _write_index(built: faiss.Index, file: Path) -> None:
     """``faiss.write_index`` to a temporary name beside ``file``, renamed over it when complete."""
     with io.atomic_path(file) as tmp:
-        faiss.write_index(index, str(tmp))
+        faiss.write_index(built, str(tmp))
 
 
 class IdentityDB:
@@ -237,37 +238,35 @@ class IdentityDB:
             self._version = -1  # the in-memory index may hold the failed change: the next search reloads it
             raise
 
-    def _build_index(self) -> faiss.IndexIDMap:
-        """A FAISS index of every record's vector, from SQLite."""
+    def _build_index(self) -> faiss.Index:
+        """A FAISS index of every record's vector, from SQLite, of the kind the gallery's size calls for."""
         rows = self._db().execute("SELECT id, embedding FROM identities ORDER BY id").fetchall()
-        index = _empty_index(self.embedding_dim)
-        if rows:
-            ids = np.array([r[0] for r in rows], np.int64)
-            index.add_with_ids(np.stack([np.frombuffer(r[1], np.float32) for r in rows]), ids)
-        return index
+        vectors = np.stack([np.frombuffer(r[1], np.float32) for r in rows]) if rows else np.zeros((0, self.embedding_dim))
+        return index.build(vectors, np.array([r[0] for r in rows], np.int64))
 
-    def _load_index(self) -> faiss.IndexIDMap:
-        """``<path>.faiss`` when its ids and dimension match the records; else rebuilt from them and rewritten (with
-        a RuntimeWarning when records were lost from it). Call with the write lock held."""
+    def _load_index(self) -> faiss.Index:
+        """``<path>.faiss`` when its ids and dimension match the records and its kind their number; else rebuilt
+        from them and rewritten (with a RuntimeWarning when it was lost or out of step, quietly when the gallery
+        has only grown or shrunk past :data:`benchmark.identify.index.EXACT_BELOW`). Call with the write lock held."""
         file = index_path(self.path)
-        ids = self._ids()
-        if not file.is_file():
-            reason = "missing"
-        else:
+        ids = np.sort(self._ids())
+        reason = "missing" if len(ids) else None
+        if file.is_file():
             try:
                 stored = faiss.read_index(str(file))
             except RuntimeError as exc:
                 stored, reason = None, f"unreadable ({exc})"
             if stored is not None:
-                if (isinstance(stored, faiss.IndexIDMap) and stored.d == self.embedding_dim
-                        and np.array_equal(np.sort(faiss.vector_to_array(stored.id_map)), np.sort(ids))):
+                reason = None
+                if stored.d != self.embedding_dim or not np.array_equal(index.stored_ids(stored), ids):
+                    reason = "its ids or dimension differ from the records"
+                elif index.kind_of(stored) == index.kind(len(ids)):
                     return stored
-                reason = "its ids or dimension differ from the records"
-        if len(ids) or reason != "missing":
+        if reason:
             warnings.warn(f"{file}: {reason}; rebuilt from {self.path}", RuntimeWarning, stacklevel=5)
-        index = self._build_index()
-        _write_index(index, file)
-        return index
+        rebuilt = self._build_index()
+        _write_index(rebuilt, file)
+        return rebuilt
 
     def _ids(self) -> np.ndarray:
         return np.array([r[0] for r in self._db().execute("SELECT id FROM identities")], np.int64)
