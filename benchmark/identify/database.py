@@ -417,7 +417,8 @@ class IdentityDB:
         found = np.unique(ids[ids >= 0]).tolist()
         names = dict(conn.execute(f"SELECT id, name FROM identities WHERE id IN ({','.join('?' * len(found))})",
                                   found).fetchall())
-        results = [[Match(int(i), names[int(i)], float(s)) for s, i in zip(row_s, row_i) if i >= 0]
+        # an id another process removed between the two reads is no longer an answer
+        results = [[Match(int(i), names[int(i)], float(s)) for s, i in zip(row_s, row_i) if int(i) in names]
                    for row_s, row_i in zip(scores, ids)]
         return results[0] if single else results
 
