@@ -115,7 +115,7 @@ def _threshold(args: argparse.Namespace, params: config.Params, model, db) -> tu
             raise ConfigError(f"--far {args.far}: a false accept rate must be a number in (0, 1]")
         return _validation_threshold(model, args.model, args.far), f"--far {args.far:g} on the model's validation pairs"
     if db.threshold is not None:
-        return db.threshold, f"FAR {db.far:g} stored with the database"
+        return db.threshold, f"FAR {db.far:g} on the model's validation pairs, stored with the database"
     far = params.identify.far
     return (_validation_threshold(model, args.model, far),
             f"identify.far {far:g} on the model's validation pairs; the database stores no threshold")

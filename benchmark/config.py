@@ -446,8 +446,10 @@ class ParamsLoader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         seen: dict = {}
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # '<<: *anchor' merges keys that this mapping may override
+                continue
             key = self.construct_object(key_node, deep=True)
-            if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key, Hashable):
+            if not isinstance(key, Hashable):
                 continue
             if key in seen:
                 raise yaml.constructor.ConstructorError(

@@ -101,7 +101,7 @@ def test_identify_uses_the_threshold_stored_at_identify_far_unless_overridden(ki
     with IdentityDB.open(tmp_path / "ids.sqlite") as db:
         assert (db.threshold, db.far) == (pytest.approx(at_far), 0.1)
     assert code == 0 and f"open-set threshold {at_far:.4f} (FAR 0.1 on the model's validation pairs)" in out
-    assert f"threshold: {at_far:.3f} (FAR 0.1 stored with the database)" in stored[1]
+    assert f"threshold: {at_far:.3f} (FAR 0.1 on the model's validation pairs, stored with the database)" in stored[1]
     assert f"threshold: {at_half:.3f} (--far 0.5 on the model's validation pairs)" in by_far[1]
     assert "threshold: -1.000 (--threshold)" in by_value[1] and "identity: person" in by_value[1]
     for bad in ("nan", "-5", "1.5", "inf"):

@@ -107,3 +107,10 @@ def test_registry_names_in_config_equal_the_registries():
     assert config.VARIANT_NAMES == (*STAGES, *(f"federated_{m}" for m in config.FEDERATED_MODES), "pretrained")
     assert [f.metadata["choices"] for f in dataclasses.fields(config.FederatedConfig) if f.name == "aggregation"] == [
         tuple(AGGREGATIONS.names())]
+
+
+def test_merge_keys_still_merge_and_may_be_overridden(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("supervised: &base\n  lr: 0.01\n  max_epochs: 3\npgd_at:\n  <<: *base\n  max_epochs: 2\n")
+    params = config.load(path)
+    assert (params.pgd_at.lr, params.pgd_at.max_epochs) == (0.01, 2)
