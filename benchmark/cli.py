@@ -2,10 +2,16 @@
 
     facebench validate                          check params.yaml and print the resolved config
     facebench data                              run the data stage without its notebook
-    facebench enroll --model M --db D --folder F  enrol one identity per sub-folder of F
-    facebench identify --model M --db D --video V  identify the person in a face video
+    facebench enroll --model M --db D --folder F [--skip-existing]
+                                                enrol one identity per sub-folder of F (a name already enrolled is
+                                                an error, or skipped with --skip-existing)
+    facebench identify --model M --db D (--video V | --image I) [--threshold T | --far F]
+                                                identify the person in a face video or a still photo
                                                 (M: a checkpoint, or ``pretrained``: the converted FaceNet with
                                                 thresholds from the data stage's validation pairs)
+    facebench db list | show NAME | remove NAME | update NAME --folder F --model M  [--db D]
+                                                the enrolled people: list them, show one, remove one, or replace
+                                                one's template from F/NAME in one transaction
     facebench perf                              run the speed benchmarks, write reports/perf.json
     facebench preset tiny --out FILE            write params.yaml merged with a preset (whole DAG in minutes)
     facebench preset real --out FILE --train DIR --benchmark NAME=FORMAT:DIR
@@ -13,8 +19,9 @@
     facebench preset real_facenet --out FILE --train DIR --benchmark NAME=FORMAT:DIR
                                                 the same, starting from the pretrained FaceNet (160 px box crops)
 
-Every command takes ``--params`` (default params.yaml). Bad input exits with status 2 and a one-line
-message naming what was wrong and what is allowed.
+Every command takes ``--params`` (default params.yaml). Bad input (a params file that is not valid YAML,
+a file that is not a checkpoint, a locked or foreign database, ...) exits with status 2 and a one-line message
+naming the file, what was wrong and what is allowed; commands that change a database print what they changed.
 """
 
 from __future__ import annotations
@@ -22,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from benchmark import config
 from benchmark.errors import ConfigError, DataError
@@ -40,60 +46,140 @@ def _data(args: argparse.Namespace, params: config.Params) -> None:
 
 def _embedder(model_path: str, params: config.Params):
     """The model (a checkpoint, or ``pretrained``: the converted FaceNet with thresholds from the data stage's
-    validation pairs) and its Embedder, cutting faces the way the model was trained."""
+    validation pairs) and its Embedder, cutting faces the way the model was trained; the Embedder's ``model_id``
+    names the architecture, the weights and the crops (:func:`~benchmark.models.checkpoint.model_identity`)."""
     from benchmark.data.dataset import data_geometry
     from benchmark.identify.pipeline import Embedder
-    from benchmark.models.checkpoint import embed_images, load_model
+    from benchmark.models.checkpoint import embed_images, load_model, model_identity
     from benchmark.train.recipe import PRETRAINED_VARIANT, pretrained_variant
 
     model = pretrained_variant(params) if model_path == PRETRAINED_VARIANT else load_model(model_path)
     geometry = model.crop_geometry or data_geometry(params.data)
-    return model, Embedder(lambda x: embed_images(model, x), model.embedding_dim, model.model_id, geometry)
+    return model, Embedder(lambda x: embed_images(model, x), model.embedding_dim, model_identity(model, geometry),
+                           geometry)
+
+
+def _validation_threshold(model, model_path: str, far: float) -> float:
+    """The model's threshold at ``far`` on its validation pairs; DataError when the checkpoint has none."""
+    from benchmark.evaluation.calibration import threshold_for_far
+
+    if "validation" not in model.meta:
+        raise DataError(f"{model_path}: the checkpoint has no validation scores (written by the training stages), "
+                        "so no threshold at a FAR can be chosen; retrain it or pass --threshold")
+    return threshold_for_far(model.meta["validation"], far)
+
+
+def _people(folder: str, embedder, params: config.Params) -> tuple[list, object]:
+    """(name, embeddings, metadata) of every person in ``folder`` (one sub-folder each) and the loaded FaceSet."""
+    from benchmark.data.folder import load_folder
+
+    faces = load_folder(folder, embedder.geometry, detect=params.data.detect,
+                        min_confidence=params.data.min_face_confidence)
+    emb = embedder.embed(faces.images)
+    people = [(name, emb[faces.labels == i], {"images": int((faces.labels == i).sum())})
+              for i, name in enumerate(faces.identities)]
+    return [p for p in people if len(p[1])], faces
 
 
 def _enroll(args: argparse.Namespace, params: config.Params) -> None:
-    import numpy as np
-
-    from benchmark.data.folder import load_folder
     from benchmark.identify.database import IdentityDB
 
-    _, embedder = _embedder(args.model, params)
-    faces = load_folder(args.folder, embedder.geometry, detect=params.data.detect,
-                        min_confidence=params.data.min_face_confidence)
-    emb = embedder.embed(faces.images)
-    db_path = Path(args.db)
-    db = IdentityDB.open(db_path) if db_path.exists() else IdentityDB.create(db_path, embedder.embedding_dim, embedder.model_id)
-    with db:
-        people = [(name, emb[faces.labels == i], {"images": int((faces.labels == i).sum())}) for i, name in enumerate(faces.identities)]
-        ids = db.enroll_many([p for p in people if len(p[1])], model_id=embedder.model_id)
-        print(f"enrolled {len(ids)} identities from {int(np.sum([len(p[1]) for p in people]))} images into {db_path} ({len(db)} in all)")
+    model, embedder = _embedder(args.model, params)
+    far = params.identify.far
+    operating = ({"threshold": _validation_threshold(model, args.model, far), "far": far}
+                 if "validation" in model.meta else {})
+    people, faces = _people(args.folder, embedder, params)
+    with IdentityDB.open_or_create(args.db, embedder.embedding_dim, embedder.model_id, **operating) as db:
+        ids = db.enroll_many(people, model_id=embedder.model_id, skip_existing=args.skip_existing)
+        total, threshold, stored_far = len(db), db.threshold, db.far
+    for (name, emb, _), new_id in zip(people, ids):
+        print(f"skipped {name}: already enrolled" if new_id is None else f"enrolled {name} (id {new_id}, {len(emb)} images)")
+    added = [p for p, i in zip(people, ids) if i is not None]
+    rule = (f"open-set threshold {threshold:.4f} (FAR {stored_far:g} on the model's validation pairs)"
+            if threshold is not None else "no open-set threshold stored (identify needs --threshold)")
+    print(f"enrolled {len(added)} identities from {sum(len(p[1]) for p in added)} images into {args.db} "
+          f"({total} in all); {rule}")
     for u in faces.unusable:
         print(f"skipped {u.path}: {u.reason}")
 
 
+def _threshold(args: argparse.Namespace, params: config.Params, model, db) -> tuple[float, str]:
+    """The open-set threshold and the rule it came from: ``--threshold``, else ``--far`` on the model's validation
+    pairs, else the one stored with the database, else ``identify.far`` on the model's validation pairs."""
+    if args.threshold is not None:
+        if not -1.0 <= args.threshold <= 1.0:  # also refuses nan
+            raise ConfigError(f"--threshold {args.threshold}: a cosine threshold must be a finite number in [-1, 1]")
+        return args.threshold, "--threshold"
+    if args.far is not None:
+        if not 0.0 < args.far <= 1.0:
+            raise ConfigError(f"--far {args.far}: a false accept rate must be a number in (0, 1]")
+        return _validation_threshold(model, args.model, args.far), f"--far {args.far:g} on the model's validation pairs"
+    if db.threshold is not None:
+        return db.threshold, f"FAR {db.far:g} on the model's validation pairs, stored with the database"
+    far = params.identify.far
+    return (_validation_threshold(model, args.model, far),
+            f"identify.far {far:g} on the model's validation pairs; the database stores no threshold")
+
+
 def _identify(args: argparse.Namespace, params: config.Params) -> None:
-    from benchmark.evaluation.calibration import threshold_for_far
+    from benchmark.data.images import read_image
     from benchmark.identify.database import IdentityDB
     from benchmark.identify.pipeline import identify_video
     from benchmark.identify.video import read_video
 
     model, embedder = _embedder(args.model, params)
-    if args.threshold is not None:
-        threshold, rule = args.threshold, "--threshold"
-    elif "validation" in model.meta:
-        threshold = threshold_for_far(model.meta["validation"], params.identify.far)
-        rule = f"FAR {params.identify.far:g} on the model's validation pairs"
+    if args.video:
+        video = read_video(args.video, params.identify.every, params.identify.max_frames)
+        frames, numbers = video.frames, video.frame_numbers
     else:
-        raise DataError(f"{args.model}: the checkpoint has no validation thresholds (written by the training stages); "
-                        "retrain it or pass --threshold")
-    video = read_video(args.video, params.identify.every, params.identify.max_frames)
+        frames, numbers = read_image(args.image)[None], [0]
     with IdentityDB.open(args.db) as db:
-        result = identify_video(video.frames, embedder, db, params.identify.quality, threshold=threshold)
-    frame = int(video.frame_numbers[result["frame_index"]])
+        threshold, rule = _threshold(args, params, model, db)
+        result = identify_video(frames, embedder, db, params.identify.quality, threshold=threshold)
+    where = f"  frame: {int(numbers[result['frame_index']])}" if args.video else ""
     second = result["runner_up"]
     runner_up = f"  runner-up: {second['identity']} {second['score']:.3f}" if second else ""
-    print(f"identity: {result['identity']}  score: {result['score']:.3f}  threshold: {threshold:.3f} ({rule})  "
-          f"frame: {frame}{runner_up}")
+    print(f"identity: {result['identity']}  score: {result['score']:.3f}  threshold: {threshold:.3f} ({rule})"
+          f"{where}{runner_up}")
+
+
+def _db(args: argparse.Namespace, params: config.Params) -> None:
+    from benchmark.identify.database import IdentityDB, IdentityDBError
+
+    with IdentityDB.open(args.db) as db:
+        if args.action == "list":
+            for r in db.records():
+                print(f"{r['id']}\t{r['name']}\t{r['n_embeddings']} images\tenrolled {r['enrolled_at']}")
+            rule = f"threshold {db.threshold:.4f} at FAR {db.far:g}" if db.threshold is not None else "no threshold"
+            print(f"{len(db)} identities in {args.db}; model {db.model_id}; {rule}")
+            return
+        if not args.name:
+            raise ConfigError(f"facebench db {args.action} needs the NAME of an enrolled person")
+        if args.action == "show":
+            found = db.records(args.name)
+            if not found:
+                raise IdentityDBError(f"{args.db}: no identity with name {args.name!r} ({len(db)} enrolled)")
+            print(json.dumps(found[0], indent=2))
+        elif args.action == "remove":
+            print(f"removed {args.name} (id {db.remove(args.name)}) from {args.db} ({len(db)} left)")
+        else:
+            _update(args, params, db)
+
+
+def _update(args: argparse.Namespace, params: config.Params, db) -> None:
+    """``db update NAME --folder F --model M``: replace NAME's template by the embeddings of ``F/NAME``."""
+    if not args.folder:
+        raise ConfigError("facebench db update needs --folder F, a folder with a sub-folder of photos per person "
+                          "(as enroll reads); NAME's sub-folder replaces its template")
+    _, embedder = _embedder(args.model, params)
+    people, _ = _people(args.folder, embedder, params)
+    mine = [p for p in people if p[0] == args.name]
+    if not mine:
+        raise DataError(f"{args.folder}: no usable photos in a sub-folder named {args.name!r}; "
+                        f"found: {', '.join(p[0] for p in people)}")
+    name, emb, metadata = mine[0]
+    identity = db.update(name, emb, model_id=embedder.model_id, metadata=metadata)
+    print(f"updated {name} (id {identity}) in {args.db}: template from {len(emb)} images")
 
 
 def _perf(args: argparse.Namespace, params: config.Params) -> None:
@@ -107,7 +193,7 @@ def _preset(args: argparse.Namespace, params: config.Params) -> None:
 
     from benchmark import io, presets
 
-    base = yaml.safe_load(Path(args.params).read_text()) or {}
+    base = config.read_yaml(args.params) or {}
     extra: dict = {"data": {}}
     if args.train:
         extra["data"]["path"] = args.train
@@ -142,22 +228,34 @@ def main(argv: list[str] | None = None) -> int:
         ("validate", _validate, "check params.yaml and print the resolved config"),
         ("data", _data, "run the data stage without its notebook"),
         ("enroll", _enroll, "enrol one identity per sub-folder of a folder of face images"),
-        ("identify", _identify, "identify the person in a face video"),
+        ("identify", _identify, "identify the person in a face video or a still photo"),
+        ("db", _db, "list, show, remove or update the people enrolled in an identity database"),
         ("perf", _perf, "run the speed benchmarks and write reports/perf.json"),
         ("preset", _preset, "write params.yaml merged with a named preset"),
     ):
         cmd = sub.add_parser(name, help=help_text)
         cmd.add_argument("--params", default="params.yaml", help="path to params.yaml (default: %(default)s)")
         commands[name] = (func, cmd)
-    for name in ("enroll", "identify"):
+    for name in ("enroll", "identify", "db"):
         cmd = commands[name][1]
         cmd.add_argument("--model", default="artifacts/models/semisupervised.pt",
                          help="model checkpoint, or 'pretrained' for the converted FaceNet (default: %(default)s)")
         cmd.add_argument("--db", default=None, help="identity database (default: identify.database in params.yaml)")
     commands["enroll"][1].add_argument("--folder", required=True, help="one sub-folder of face images per person")
-    commands["identify"][1].add_argument("--video", required=True, help="face video file (mp4, avi, ...)")
-    commands["identify"][1].add_argument("--threshold", type=float, default=None,
-                                         help="open-set cosine threshold (default: the model's threshold at identify.far on its validation pairs)")
+    commands["enroll"][1].add_argument("--skip-existing", action="store_true",
+                                       help="leave people already enrolled as they are instead of refusing the folder")
+    source = commands["identify"][1].add_mutually_exclusive_group(required=True)
+    source.add_argument("--video", help="face video file (mp4, avi, ...)")
+    source.add_argument("--image", help="face photo (PNG, JPEG, PGM, GIF)")
+    rule = commands["identify"][1].add_mutually_exclusive_group()
+    rule.add_argument("--threshold", type=float, default=None,
+                      help="open-set cosine threshold in [-1, 1] (default: the one stored with the database)")
+    rule.add_argument("--far", type=float, default=None,
+                      help="use the model's threshold at this false accept rate on its validation pairs")
+    commands["db"][1].add_argument("action", choices=("list", "show", "remove", "update"))
+    commands["db"][1].add_argument("name", nargs="?", default=None, help="the enrolled person (show, remove, update)")
+    commands["db"][1].add_argument("--folder", default=None,
+                                   help="update: a folder with one sub-folder of photos per person; NAME's is used")
     commands["preset"][1].add_argument("name", help="preset name, e.g. tiny (benchmark/presets/)")
     commands["preset"][1].add_argument("--out", required=True, help="file to write, e.g. params.yaml")
     commands["preset"][1].add_argument("--train", default=None, help="training folder (data.path), one sub-folder per identity")
@@ -170,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "db", "") is None:
             args.db = params.identify.database
         commands[args.command][0](args, params)
-    except (ConfigError, DataError, FileNotFoundError) as err:
+    except (ConfigError, DataError, OSError) as err:
         print(f"facebench {args.command}: error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,12 @@ def _num(default: float, lo: float | None, hi: float | None, ends: str = "[]", *
 
 def _choice(default: str, *choices: str) -> Any:
     return field(default=default, metadata={"choices": choices})
+
+
+def _did_you_mean(value: Any, allowed: Any) -> str:
+    """`` (did you mean 'x'?)`` for the allowed name closest to ``value``, or ``""`` when none is close."""
+    close = difflib.get_close_matches(str(value), [str(a) for a in allowed], n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 @dataclass(frozen=True)
@@ -71,6 +79,10 @@ class EigenfacesConfig:
 
 
 BENCHMARK_FORMATS = ("split", "folder", "lfw_pairs")
+# The registries' names, kept here so that loading the config imports no model code (tests check each equals its
+# registry, as ATTACK_NAMES below).
+BACKBONE_NAMES = ("ae_encoder", "facenet_casia", "mobilenetv3_small_100", "resnet18")  # = models.registry.BACKBONES
+HEAD_NAMES = ("arcface", "cosface", "softmax")  # = models.registry.HEADS
 
 
 @dataclass(frozen=True)
@@ -132,8 +144,8 @@ class SupervisedConfig:
     on the frozen body, and ``head_lr`` (0 = ``lr``) is the head's learning rate (benchmark/train/common.py)."""
 
     init: str = _choice("scratch", "scratch", "facenet_casia")
-    backbone: str = "ae_encoder"
-    head: str = "arcface"
+    backbone: str = _choice("ae_encoder", *BACKBONE_NAMES)
+    head: str = _choice("arcface", *HEAD_NAMES)
     embedding_dim: int = _num(128, 2, 4096)
     max_epochs: int = _num(15, 1, 1000)
     batch_size: int = _num(64, 2, 4096)
@@ -179,6 +191,11 @@ class SemiSupervisedConfig(SupervisedConfig):
 ATTACK_NAMES = ("apgd", "cw_l2", "fgsm", "mifgsm", "pgd_l2", "pgd_linf", "square")  # = ATTACKS.names() (a test checks)
 L2_ATTACK_NAMES = ("cw_l2", "pgd_l2")
 SWEEP_ATTACKS = ("cw_l2", "fgsm", "mifgsm", "pgd_l2", "pgd_linf")
+FEDERATED_MODES = ("third_party", "blind", "plaintext", "centralized")
+# What the stages save as <artifacts>/models/<variant>.pt (= train.stage.STAGES and federated_<mode>; a test checks),
+# and the converted FaceNet as is.
+VARIANT_NAMES = ("supervised", "semisupervised", "timm_reference", "adversarial", "pgd_at", "trades",
+                 *(f"federated_{mode}" for mode in FEDERATED_MODES), "pretrained")
 
 
 @dataclass(frozen=True)
@@ -209,10 +226,7 @@ class RobustnessConfig:
 class EvaluateConfig:
     """The ``evaluate`` stage: which trained variants (``artifacts/models/<variant>.pt``) it evaluates, and how."""
 
-    variants: tuple[str, ...] = (
-        "supervised", "semisupervised", "timm_reference", "adversarial", "pgd_at", "trades",
-        "federated_third_party", "federated_blind", "federated_plaintext", "federated_centralized",
-    )
+    variants: tuple[str, ...] = field(default=VARIANT_NAMES[:-1], metadata={"choices": VARIANT_NAMES})
     flip_test: bool = True
     robustness: RobustnessConfig = field(default_factory=RobustnessConfig)
 
@@ -248,8 +262,8 @@ class FederatedConfig:
     images: str = _choice("all", "all", "labelled")
     augment: str = _choice("flip", "standard", "flip", "none")
     init: str = _choice("scratch", "scratch", "facenet_casia")
-    backbone: str = "ae_encoder"
-    head: str = "arcface"
+    backbone: str = _choice("ae_encoder", *BACKBONE_NAMES)
+    head: str = _choice("arcface", *HEAD_NAMES)
     embedding_dim: int = _num(128, 2, 4096)
     batch_size: int = _num(64, 2, 4096)
     optimizer: str = _choice("adamw", "adamw", "sgd")
@@ -260,12 +274,12 @@ class FederatedConfig:
 
     def __post_init__(self) -> None:
         check_init(self)
-        allowed = ("third_party", "blind", "plaintext", "centralized")
+        allowed = FEDERATED_MODES
         modes = self.modes.split("-")
         bad = [m for m in modes if m not in allowed] or ([] if len(set(modes)) == len(modes) else ["(repeated)"])
         if bad:
             raise ConfigError(
-                f"'federated.modes' = {self.modes!r}: {bad[0]!r} is not allowed; join modes from "
+                f"'federated.modes' = {self.modes!r}: {bad[0]!r} is not allowed{_did_you_mean(bad[0], allowed)}; join modes from "
                 f"{', '.join(allowed)} with '-', each once"
             )
         try:
@@ -358,10 +372,8 @@ def build(cls: type, raw: Any, where: str = "") -> Any:
     unknown = [k for k in raw if k not in fields]
     if unknown:
         key = unknown[0]
-        close = difflib.get_close_matches(str(key), fields, n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
         raise ConfigError(
-            f"unknown key '{_join(where, key)}'{hint}; allowed keys in '{where or 'params'}': {', '.join(fields)}"
+            f"unknown key '{_join(where, key)}'{_did_you_mean(key, fields)}; allowed keys in '{where or 'params'}': {', '.join(fields)}"
         )
     values = {name: _value(hints[name], f, raw[name], _join(where, name)) for name, f in fields.items() if name in raw}
     try:
@@ -391,7 +403,7 @@ def _value(hint: Any, f: dataclasses.Field, value: Any, key: str) -> Any:
         raise ConfigError(f"'{key}' must be {kind.__name__}, got {type(value).__name__} {value!r}")
     choices = f.metadata.get("choices")
     if choices and value not in choices:
-        raise ConfigError(f"'{key}' = {value!r} is not allowed; choose one of: {', '.join(map(repr, choices))}")
+        raise ConfigError(f"'{key}' = {value!r} is not allowed{_did_you_mean(value, choices)}; choose one of: {', '.join(map(repr, choices))}")
     if "range" in f.metadata and not _in_range(value, *f.metadata["range"]):
         raise ConfigError(f"'{key}' = {value!r} is out of range; allowed: {_describe_range(*f.metadata['range'])}")
     return value
@@ -411,7 +423,7 @@ def _names(f: dataclasses.Field, value: Any, key: str) -> tuple[str, ...]:
     choices = f.metadata.get("choices")
     bad = [v for v in value if choices and v not in choices]
     if bad:
-        raise ConfigError(f"'{key}' has {bad[0]!r}, which is not allowed; choose from: {', '.join(map(repr, choices))}")
+        raise ConfigError(f"'{key}' has {bad[0]!r}, which is not allowed{_did_you_mean(bad[0], choices)}; choose from: {', '.join(map(repr, choices))}")
     if len(set(value)) != len(value):
         raise ConfigError(f"'{key}' lists a name twice: {list(value)!r}")
     return tuple(value)
@@ -435,13 +447,62 @@ def _describe_range(lo: float | None, hi: float | None, ends: str) -> str:
     return f"{ends[0] if lo is not None else '('}{left}, {right}{ends[1] if hi is not None else ')'}"
 
 
+class ParamsLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with two fixes for params files: a key given twice in one mapping is an error (PyYAML
+    keeps the last silently), and a number written with an exponent but no dot (``2e-3``, ``1e5``) is a float, as
+    in YAML 1.2 (PyYAML's YAML 1.1 resolver reads it as a string)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # '<<: *anchor' merges keys that this mapping may override
+                continue
+            key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, Hashable):
+                continue
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice (first on line {seen[key]}); give each key once",
+                    key_node.start_mark)
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep)
+
+
+ParamsLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"), list("-+0123456789."))
+
+
+def read_yaml(path: str | Path) -> Any:
+    """The YAML file ``path`` parsed with :class:`ParamsLoader`; ConfigError naming the file, the line and what is
+    allowed for bytes that are not UTF-8, a syntax error (a tab in the indentation, say) or a duplicate key."""
+    p = Path(path)
+    data = p.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[:err.start].count(b"\n") + 1
+        raise ConfigError(f"{p}: line {line}: byte 0x{data[err.start]:02x} is not UTF-8; params files are UTF-8 "
+                          "text") from None
+    try:
+        return yaml.load(text, Loader=ParamsLoader)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark
+        problem = (err.problem or err.context or "invalid YAML").replace("'\\t'", "a tab")
+        if "tab" in problem:
+            problem += "; indent with spaces, never tabs"
+        elif not isinstance(err, yaml.constructor.ConstructorError):
+            problem += "; write 'key: value' mappings, nested by indentation"
+        raise ConfigError(f"{p}: line {mark.line + 1}, column {mark.column + 1}: {problem}") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{p}: not valid YAML ({err}); write 'key: value' mappings, nested by indentation") from None
+
+
 def load(path: str | Path = "params.yaml") -> Params:
     """Read and validate params.yaml."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"params file '{p}' does not exist (expected params.yaml at the repository root)")
-    raw = yaml.safe_load(p.read_text()) or {}
-    return build(Params, raw)
+    return build(Params, read_yaml(p) or {})
 
 
 def as_dict(obj: Any) -> dict:

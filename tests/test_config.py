@@ -1,5 +1,6 @@
 """params.yaml validation: every bad value fails at once with the key, the value and what is allowed."""
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -78,3 +79,40 @@ def test_load_reads_overrides(tmp_path):
     path.write_text(yaml.safe_dump({"seed": 7, "data": {"protocol": {"folds": 5}}}))
     params = config.load(path)
     assert params.seed == 7 and params.data.protocol.folds == 5 and params.data.protocol.pairs_per_fold == 300
+
+
+def test_numbers_with_an_exponent_and_no_dot_are_numbers(tmp_path):
+    # Prepare: PyYAML's YAML 1.1 resolver reads 2e-3 and 1e5 as strings
+    path = tmp_path / "params.yaml"
+    path.write_text("supervised:\n  lr: 2e-3\n  weight_decay: 5E-4\nfederated:\n  lr: +1e-2\ndata:\n  path: 1e5x\n")
+    # Execute
+    params = config.load(path)
+    # Assert
+    assert (params.supervised.lr, params.supervised.weight_decay, params.federated.lr) == (2e-3, 5e-4, 1e-2)
+    assert params.data.path == "1e5x"
+    assert config.read_yaml(path)["supervised"]["lr"] == 2e-3
+
+
+def test_a_duplicate_key_is_an_error_naming_both_lines(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("supervised:\n  lr: 0.1\n  max_epochs: 3\n  lr: 0.2\n")
+    with pytest.raises(ConfigError, match="params.yaml: line 4, column 3: key 'lr' is given twice \\(first on line 2\\)"):
+        config.load(path)
+
+
+def test_registry_names_in_config_equal_the_registries():
+    from benchmark.federated.aggregation import AGGREGATIONS
+    from benchmark.models.registry import BACKBONES, HEADS
+    from benchmark.train.stage import STAGES
+
+    assert list(config.BACKBONE_NAMES) == BACKBONES.names() and list(config.HEAD_NAMES) == HEADS.names()
+    assert config.VARIANT_NAMES == (*STAGES, *(f"federated_{m}" for m in config.FEDERATED_MODES), "pretrained")
+    assert [f.metadata["choices"] for f in dataclasses.fields(config.FederatedConfig) if f.name == "aggregation"] == [
+        tuple(AGGREGATIONS.names())]
+
+
+def test_merge_keys_still_merge_and_may_be_overridden(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("supervised: &base\n  lr: 0.01\n  max_epochs: 3\npgd_at:\n  <<: *base\n  max_epochs: 2\n")
+    params = config.load(path)
+    assert (params.pgd_at.lr, params.pgd_at.max_epochs) == (0.01, 2)

@@ -28,7 +28,7 @@ def tiny(tmp_path_factory):
             "protocol": {"folds": 2, "pairs_per_fold": 6, "institutions": 2},
         },
         "evaluate": {
-            "variants": ["one", "two"],
+            "variants": ["timm_reference", "trades"],
             "robustness": {"attacks": ["fgsm", "pgd_linf"], "pairs": 8, "steps": 2, "binary_steps": 1,
                            "headline_pairs": 16, "square_queries": 5},
         },
@@ -36,7 +36,7 @@ def tiny(tmp_path_factory):
     params = config.build(config.Params, raw)
     data_stage.run(params)
     pairs = val_pairs(load_dataset(params))
-    for seed, name in enumerate(["one", "two"]):
+    for seed, name in enumerate(["timm_reference", "trades"]):
         model = build_face_model("ae_encoder", seed=seed, embedding_dim=16, input_size=32, image_size=32, channels=(4, 8, 8))
         save_model(model, root / f"a/models/{name}.pt", {"validation": validation_meta(model, pairs)})
     return root, params
@@ -51,7 +51,7 @@ def test_evaluate_stage_writes_evaluation_robustness_and_transfer_contracts(tiny
     # Assert
     robustness = json.loads((root / "r/metrics/robustness.json").read_text())
     transfer = json.loads((root / "r/metrics/transfer.json").read_text())
-    assert robustness == result.robustness and list(robustness) == ["one", "two"]
+    assert robustness == result.robustness and list(robustness) == ["timm_reference", "trades"]
     assert all(list(per_set) == ["heldout"] for per_set in robustness.values())
     rates = {"dodging_asr", "impersonation_asr", "robust_accuracy"}
     for variant in robustness.values():
@@ -62,11 +62,11 @@ def test_evaluate_stage_writes_evaluation_robustness_and_transfer_contracts(tiny
         worst = variant["heldout"]["worst_case_robust_accuracy"]["eps_4"]
         assert set(worst) == {"value", "ci", "n", "attacks", "pgd_linf"} and worst["n"] == 16
         assert worst["attacks"] == ["pgd_linf", "apgd", "square"] and worst["value"] <= worst["pgd_linf"]["value"]
-    assert set(transfer["matrix"]) == {"one", "two"} and set(transfer["matrix"]["one"]) == {"one", "two"}
+    assert set(transfer["matrix"]) == {"timm_reference", "trades"} and set(transfer["matrix"]["timm_reference"]) == {"timm_reference", "trades"}
     assert transfer["benchmark"] == "heldout"
-    assert set(result.seconds) == {"one", "two"}
+    assert set(result.seconds) == {"timm_reference", "trades"}
     evaluation = json.loads((root / "r/metrics/evaluation.json").read_text())
-    assert list(evaluation) == ["one", "two"]
+    assert list(evaluation) == ["timm_reference", "trades"]
     for name, per_set in evaluation.items():
         variant = per_set["heldout"]
         assert set(variant) == {"verification", "identification", "robustness"}
@@ -75,14 +75,14 @@ def test_evaluate_stage_writes_evaluation_robustness_and_transfer_contracts(tiny
         assert variant["robustness"] == robustness[name]["heldout"]
     # the clean verification is the training source's test pairs with flip-test fusion: recomputing it agrees
     data = load_dataset(params)
-    model = load_model(root / "a/models/one.pt")
+    model = load_model(root / "a/models/timm_reference.pt")
     scores = cosine_scores(embed_images(model, data.images, flip=True), data.protocol.pairs)
     report = verification_report(scores, data.protocol.is_same, data.protocol.folds)
-    assert evaluation["one"]["heldout"]["verification"]["accuracy_mean"] == pytest.approx(report["accuracy_mean"])
+    assert evaluation["timm_reference"]["heldout"]["verification"]["accuracy_mean"] == pytest.approx(report["accuracy_mean"])
     roc = json.loads((root / "r/plots/evaluate/roc.json").read_text())
-    assert set(roc[0]) == {"far", "one", "two"} and roc[-1]["one"] == 1.0
+    assert set(roc[0]) == {"far", "timm_reference", "trades"} and roc[-1]["timm_reference"] == 1.0
     asr = json.loads((root / "r/plots/evaluate/asr_vs_eps.json").read_text())
-    assert [r["eps"] for r in asr] == [1, 2, 4, 8, 16] and set(asr[0]) == {"eps", "one_dodging", "one_impersonation", "two_dodging", "two_impersonation"}
+    assert [r["eps"] for r in asr] == [1, 2, 4, 8, 16] and set(asr[0]) == {"eps", "timm_reference_dodging", "timm_reference_impersonation", "trades_dodging", "trades_impersonation"}
     # no claim names these two variants: the findings are an empty list
     assert json.loads((root / "r/metrics/findings.json").read_text()) == result.findings == []
 

@@ -104,6 +104,7 @@ def test_failed_index_write_leaves_records_and_index_unchanged(db, vectors, monk
     # Assert
     assert len(db) == 3 and [r["name"] for r in db.records()] == ["alice", "bob", "carol"]
     assert db.search(vectors[3], k=5, model_id=MODEL)[0].name != "dave"
+    assert sorted(p.name for p in db.path.parent.iterdir()) == ["ids.sqlite", "ids.sqlite.faiss"]  # no temporary file
     db.close()
     with IdentityDB.open(db.path) as reopened:
         assert len(reopened) == 3
@@ -200,3 +201,36 @@ def test_enroll_many_is_all_or_none(tmp_path, vectors):
         assert ids == [1, 2, 3] and len(db) == 3
         assert [r["n_embeddings"] for r in db.records()] == [1, 2, 1]
         assert db.search(vectors[4], k=5, model_id=MODEL)[0].name in {"p0", "p1", "p2"}
+
+
+def test_update_replaces_a_template_in_place_and_skip_existing_leaves_people_as_they_are(db, vectors):
+    # Execute
+    bob = db.update("bob", vectors[4], model_id=MODEL, metadata={"photos": "2024"})
+    ids = db.enroll_many([("alice", vectors[3], None), ("dave", vectors[3], None)], model_id=MODEL, skip_existing=True)
+    db.close()
+    # Assert
+    with IdentityDB.open(db.path) as reopened:
+        assert reopened.search(vectors[4], model_id=MODEL)[0] == Match(2, "bob", pytest.approx(1.0, abs=1e-5))
+        assert reopened.search(vectors[0], model_id=MODEL)[0].name == "alice"
+        assert reopened.records("bob")[0]["metadata"] == {"photos": "2024"}
+        with pytest.raises(IdentityDBError, match="no identity with name 'zoe' \\(4 enrolled\\); enrol it instead"):
+            reopened.update("zoe", vectors[0], model_id=MODEL)
+        with pytest.raises(IdentityDBError, match="model mismatch"):
+            reopened.update("bob", vectors[0], model_id="other")
+    assert bob == 2 and ids == [None, 4]
+
+
+def test_the_operating_point_is_stored_with_the_database(tmp_path):
+    # Execute
+    with IdentityDB.create(tmp_path / "t.sqlite", D, MODEL, threshold=0.31, far=1e-3) as db:
+        pass
+    with IdentityDB.create(tmp_path / "none.sqlite", D, MODEL) as plain:
+        pass
+    # Assert
+    with IdentityDB.open(db.path) as reopened, IdentityDB.open(plain.path) as other:
+        assert (reopened.threshold, reopened.far) == (0.31, 1e-3) and (other.threshold, other.far) == (None, None)
+    with pytest.raises(ValueError, match="pass threshold and far together"):
+        IdentityDB.create(tmp_path / "x.sqlite", D, MODEL, threshold=0.3)
+    with pytest.raises(ValueError, match="threshold must be a number \\(not NaN\\)"):
+        IdentityDB.create(tmp_path / "x.sqlite", D, MODEL, threshold=float("nan"), far=1e-3)
+    assert not (tmp_path / "x.sqlite").exists()

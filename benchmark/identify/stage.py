@@ -26,7 +26,7 @@ from benchmark.evaluation.calibration import threshold_for_far
 from benchmark.identify.database import IdentityDB
 from benchmark.identify.evidence import frame_choices, quality_spearman, rank1_by_choice
 from benchmark.identify.quality import failed_checks, score_frames
-from benchmark.models.checkpoint import embed_images, load_model
+from benchmark.models.checkpoint import embed_images, load_model, model_identity
 from benchmark.data.dataset import load_dataset
 from benchmark.train.recipe import PRETRAINED_VARIANT, check_crops, pretrained_variant
 
@@ -62,14 +62,15 @@ def run(params: Params) -> IdentificationResult:
         stale.unlink(missing_ok=True)
     db_path.parent.mkdir(parents=True, exist_ok=True)
     video_file = artifacts / "data" / "videos.npz"
-    with IdentityDB.create(db_path, model.embedding_dim, model.model_id) as db:
+    model_id = model_identity(model, model.crop_geometry or data.geometry)
+    with IdentityDB.create(db_path, model.embedding_dim, model_id, threshold=threshold, far=params.identify.far) as db:
         people = [(f"identity_{label}", gallery_emb[gallery_labels == label], {"label": int(label)}) for label in np.unique(gallery_labels)]
-        db.enroll_many(people, model_id=model.model_id)
+        db.enroll_many(people, model_id=model_id)
         if video_file.is_file():
-            result = _videos(params, video_file, model, db, gallery_emb, gallery_labels, threshold)
+            result = _videos(params, video_file, model, model_id, db, gallery_emb, gallery_labels, threshold)
         else:
             probe_emb = embed_images(model, data.images[p.probes])
-            answers = [db.identify(e, threshold, model_id=model.model_id) for e in probe_emb]
+            answers = [db.identify(e, threshold, model_id=model_id) for e in probe_emb]
             labels = data.labels[p.probes]
             metrics = {"videos": 0, "probes": int(len(p.probes)),
                        "open_set": _open_set(answers, labels, gallery_labels, params.identify.far, threshold)}
@@ -93,7 +94,7 @@ def _open_set(answers: list, labels: np.ndarray, gallery_labels: np.ndarray, far
     }
 
 
-def _videos(params: Params, video_file: Path, model, db: IdentityDB, gallery_emb: np.ndarray,
+def _videos(params: Params, video_file: Path, model, model_id: str, db: IdentityDB, gallery_emb: np.ndarray,
             gallery_labels: np.ndarray, threshold: float) -> IdentificationResult:
     """Score every frame's quality, compare the frame choices' rank-1, and identify each video's selected frame."""
     with np.load(video_file) as v:
@@ -109,7 +110,7 @@ def _videos(params: Params, video_file: Path, model, db: IdentityDB, gallery_emb
     frame_emb = embed_images(model, frames.reshape(-1, *frames.shape[2:])).reshape(*frames.shape[:2], -1)
     rank1 = rank1_by_choice(frame_emb, video_labels, gallery_emb, gallery_labels, choices)
     selected = frame_emb[np.arange(len(frames)), choices["selected"]]
-    answers = [db.identify(e, threshold, model_id=model.model_id) for e in selected]
+    answers = [db.identify(e, threshold, model_id=model_id) for e in selected]
     spearman = quality_spearman(measured, truth)
     metrics = {
         "rank1_selected_frame": rank1["selected"],

@@ -3,7 +3,8 @@
 * :func:`save_model` writes a :class:`~benchmark.models.face_model.FaceModel` (its constructor config,
   weights and a caller's ``meta`` dict) atomically (DESIGN.md, convention 10);
 * :func:`load_model` rebuilds it, in eval mode, with ``embedding_dim`` and ``model_id``;
-* :func:`embed_images` turns uint8 (N, H, W, 3) faces into L2-normalized float32 (N, D) embeddings.
+* :func:`embed_images` turns uint8 (N, H, W, 3) faces into L2-normalized float32 (N, D) embeddings;
+* :func:`model_identity` names what makes two models' embeddings comparable: architecture, weights, crops.
 
 A checkpoint is a ``torch.save`` dict of plain types and tensors (``format``, ``config``, ``model_id``,
 ``state_dict``, ``meta``), read back with ``weights_only=True`` (no pickled code runs on load).
@@ -11,6 +12,7 @@ A checkpoint is a ``torch.save`` dict of plain types and tensors (``format``, ``
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import zipfile
@@ -21,6 +23,8 @@ import numpy as np
 import torch
 
 from benchmark import io
+from benchmark.data.align import Geometry
+from benchmark.errors import DataError
 from benchmark.models.face_model import FaceModel, to_float_nchw
 
 FORMAT = "facebench.FaceModel/1"
@@ -44,12 +48,16 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"model checkpoint '{p}' does not exist")
+    expected = f"expected a file written by a training stage (format '{FORMAT}')"
     try:
         payload = torch.load(p, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError) as err:
-        raise ValueError(f"'{p}' is not a facebench model checkpoint: {err}") from err
+    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError, KeyError,
+            UnicodeDecodeError) as err:
+        # torch's own message advises weights_only=False, which would run pickled code: never pass it on
+        raise DataError(f"'{p}' is not a facebench model checkpoint (torch cannot read it: "
+                        f"{type(err).__name__}); {expected}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ValueError(f"'{p}' is not a facebench model checkpoint (expected format '{FORMAT}')")
+        raise DataError(f"'{p}' is not a facebench model checkpoint; {expected}")
     return payload
 
 
@@ -64,9 +72,9 @@ def load_model(path: str | os.PathLike) -> FaceModel:
     try:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as err:
-        raise ValueError(
-            f"checkpoint '{path}' does not match its recorded architecture {payload['model_id']}: {err}"
-        ) from err
+        first = str(err).splitlines()[1].strip() if len(str(err).splitlines()) > 1 else str(err)
+        raise DataError(f"checkpoint '{path}' does not match its recorded architecture {payload['model_id']} "
+                        f"({first}); it was edited or written by another version: retrain it") from err
     model.meta = payload["meta"]
     return model.eval()
 
@@ -99,3 +107,20 @@ def _embed(model: FaceModel, x: torch.Tensor, flip: bool) -> torch.Tensor:
     if not flip:
         return model.embed(x)
     return torch.nn.functional.normalize(model.forward(x) + model.forward(x.flip(3)), dim=1)
+
+
+def weights_sha256(model: torch.nn.Module) -> str:
+    """SHA-256 (hex) of the model's state dict: every entry's name, dtype, shape and bytes, in name order."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        value = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}|{value.dtype}|{tuple(value.shape)}|".encode())
+        digest.update(value.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def model_identity(model: FaceModel, geometry: Geometry) -> str:
+    """What stored embeddings must match: ``<model_id> weights sha256:<16 hex digits> crops <geometry>``, e.g.
+    ``ae_encoder(...)+emb128 weights sha256:1f0e... crops arcface 64px``. Two checkpoints of one architecture
+    trained differently, or one model fed faces cut two ways, give different identities."""
+    return f"{model.model_id} weights sha256:{weights_sha256(model)[:16]} crops {geometry.describe()}"

@@ -116,10 +116,12 @@ class FaceModel(nn.Module):
 
     @property
     def crop_geometry(self) -> Geometry | None:
-        """The :class:`Geometry` of the crops it takes (None: any size, cut on the ArcFace template)."""
+        """The :class:`Geometry` of the crops it takes (None: any size, cut on the ArcFace template). A model saved
+        without ``input_size`` whose backbone was built for one size (``image_size``) takes that size."""
         if self.geometry is not None:
             return Geometry.parse(self.geometry)
-        return None if self.input_size is None else Geometry(self.input_size)
+        size = self.input_size or self.backbone_kwargs.get("image_size")
+        return None if size is None else Geometry(int(size))
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) in [0, 1] -> normalized backbone input of the same shape."""

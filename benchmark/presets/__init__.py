@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
 from benchmark import config
 from benchmark.errors import ConfigError
 
@@ -31,7 +29,7 @@ def load(name: str, _seen: tuple[str, ...] = ()) -> dict:
         raise ConfigError(f"unknown preset '{name}'; known presets: {', '.join(names())}")
     if name in _seen:
         raise ConfigError(f"preset '{name}' extends itself: {' -> '.join((*_seen, name))}")
-    own = yaml.safe_load(path.read_text()) or {}
+    own = config.read_yaml(path) or {}
     base = own.pop("_extends", None)
     return merge(load(base, (*_seen, name)), own) if base else own
 
