@@ -210,7 +210,7 @@ class RobustnessConfig:
     """
 
     attacks: tuple[str, ...] = field(default=SWEEP_ATTACKS, metadata={"choices": ATTACK_NAMES})
-    pairs: int = _num(64, 2, 100_000)
+    pairs: int = _num(32, 2, 100_000)
     headline_pairs: int = _num(256, 2, 100_000)
     worst_case_attacks: tuple[str, ...] = field(
         default=("apgd", "square"), metadata={"choices": tuple(a for a in ATTACK_NAMES if a not in L2_ATTACK_NAMES)})
