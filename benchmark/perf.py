@@ -94,8 +94,7 @@ def run(params: Params) -> dict:
     logits = FaceLogits(build_model(cfg, data.geometry, params.seed, pretrained_cache(params)), classes=100,
                         seed=params.seed).eval()
     batch = to_float_nchw(data.images[p.test[:32]])
-    labels = torch.as_tensor(np.arange(len(batch)) % 100)
-    attacks = {key: attack_vs_torchattacks(name, logits, batch, labels) for key, name in ATTACK_FIGURES.items()}
+    attacks = {key: attack_vs_torchattacks(name, logits, batch) for key, name in ATTACK_FIGURES.items()}
     values = len(local.shared_vector(local.new_model(params, data.geometry))) + 1
     ckks_figures = encrypt_throughput(values, params.federated.ckks)
     he = he_vs_training(federated_metrics(params))["blind"]

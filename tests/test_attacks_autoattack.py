@@ -58,12 +58,12 @@ def test_apgd_ends_at_each_sample_s_best_point_never_below_its_start(classifier)
 
 
 def test_attack_vs_torchattacks_measures_both_and_names_what_it_compares(classifier):
-    model, x, labels = classifier
-    out = attack_vs_torchattacks("apgd", model, x[:8], labels[:8], steps=2, repeats=1)
+    model, x, _ = classifier
+    out = attack_vs_torchattacks("apgd", model, x[:8], steps=2, repeats=1)
     assert out["ours_images_per_second"] > 0 and out["ratio"] == pytest.approx(
         out["ours_images_per_second"] / out["torchattacks_images_per_second"])
     with pytest.raises(ValueError, match="no torchattacks reference for attack 'fgsm'; compared: pgd_linf, apgd"):
-        attack_vs_torchattacks("fgsm", model, x[:8], labels[:8])
+        attack_vs_torchattacks("fgsm", model, x[:8])
 
 
 def test_square_window_shrinks_on_the_paper_s_schedule():
