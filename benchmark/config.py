@@ -206,7 +206,8 @@ class RobustnessConfig:
     L2 attacks use ``l2_scale * eps_linf * sqrt(3 * H * W)`` at each level (the L2 norm of an L-inf perturbation of
     that size on every pixel, scaled by l2_scale). The headline check: at 4/255 on ``headline_pairs`` pairs (a
     superset of the sweep's), PGD-L-inf on every pair, then each attack of ``worst_case_attacks`` (L-inf) on the
-    pairs no earlier one broke, as AutoAttack runs its attacks; ``square_queries``: the Square attack's queries.
+    pairs no earlier one broke, as AutoAttack runs its attacks; ``square_queries``: the Square attack's queries;
+    ``cw_search_steps``: rounds of CW-L2's binary search over its weight c, each of ``steps`` steps.
     """
 
     attacks: tuple[str, ...] = field(default=SWEEP_ATTACKS, metadata={"choices": ATTACK_NAMES})
@@ -216,6 +217,7 @@ class RobustnessConfig:
         default=("apgd", "square"), metadata={"choices": tuple(a for a in ATTACK_NAMES if a not in L2_ATTACK_NAMES)})
     square_queries: int = _num(100, 1, 100_000)
     steps: int = _num(10, 1, 1000)
+    cw_search_steps: int = _num(4, 1, 20)
     binary_steps: int = _num(3, 0, 20)
     batch_size: int = _num(128, 1, 4096)
     l2_scale: float = _num(0.25, 0.0, 10.0, "(]")

@@ -134,6 +134,42 @@ def test_verification_objective_is_dodging_for_genuine_and_impersonation_for_imp
     assert torch.allclose(value, expected)
 
 
+def test_verification_margin_is_positive_exactly_on_the_pairs_whose_decision_flips(model, images):
+    # Prepare: the threshold between the pairs' cosines
+    x, other = images
+    ref = model.embed(other).detach()
+    cos = (model.embed(x) * ref).sum(dim=1).detach()
+    threshold = float(cos.median())
+    same = torch.tensor([True, False, True, False, False, True])
+    # Execute
+    margin = verification(ref, same, threshold)(model, x)
+    # Assert: the offset only shifts the plain objective; > 0 = genuine rejected or impostor accepted
+    assert torch.allclose(margin, verification(ref, same)(model, x) - torch.where(same, -threshold, threshold))
+    flipped = torch.where(same, cos < threshold, cos > threshold)
+    assert torch.equal(margin > 0, flipped)
+
+
+def test_cw_l2_binary_search_recovers_from_a_too_small_first_c(model):
+    # Prepare: genuine pairs at a threshold just below their lowest cosine (every pair accepted), a budget that
+    # breaks about half of them at a suitable c, and a first c a hundred times too small
+    gen = torch.Generator().manual_seed(1)
+    x, other = torch.rand(16, 3, SIZE, SIZE, generator=gen), torch.rand(16, 3, SIZE, SIZE, generator=gen)
+    ref = model.embed(other).detach()
+    threshold = float((model.embed(x) * ref).sum(dim=1).min().detach()) - 1e-3
+    objective = verification(ref, torch.ones(16, dtype=torch.bool), threshold)
+
+    def broken(search_steps: int) -> torch.Tensor:
+        x_adv = create_attack("cw_l2", eps=0.5, steps=10, c=0.01, search_steps=search_steps)(model, x, objective)
+        with torch.no_grad():
+            return objective(model, x_adv) > 0
+
+    # Execute
+    one_round, searched = broken(1), broken(4)
+    # Assert: the search keeps every success of its first round and raises c until more pairs break
+    assert torch.all(searched >= one_round)
+    assert searched.sum() >= one_round.sum() + 3, (one_round.sum(), searched.sum())
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [
@@ -145,6 +181,8 @@ def test_verification_objective_is_dodging_for_genuine_and_impersonation_for_imp
         (lambda: create_attack("fgsm", norm="l1"), "unknown norm 'l1' .*allowed: linf, l2"),
         (lambda: create_attack("pgd_linf", norm="l2"), "unknown norm 'l2' .*allowed: linf"),
         (lambda: create_attack("fgsm", steps=10), "attack 'fgsm' takes no argument.* steps; allowed: eps, alpha"),
+        (lambda: create_attack("cw_l2", c=0.0), r"c \(the first round's objective weight\) must be a positive number"),
+        (lambda: create_attack("cw_l2", search_steps=0), r"search_steps \(rounds of the binary search over c\) must be an integer >= 1"),
         (lambda: impersonation(None), "targeted attack needs a target"),
         (lambda: dodging(None), "dodging attack needs a reference"),
         (lambda: classification(torch.nn.Identity(), None, targeted=True), "targeted attack needs a target"),

@@ -6,7 +6,8 @@
 * :func:`impersonation` (verification, targeted): ``cos(model.embed(x), target)``; raising it pulls an
   impostor pair's similarity above the threshold, toward the identity whose embedding is ``target``;
 * :func:`verification`: both at once, per pair (dodging for genuine pairs, impersonation for impostor
-  pairs), so one batch attacks a balanced set of pairs;
+  pairs), so one batch attacks a balanced set of pairs; given the model's decision threshold it is the two-class
+  margin ``+-(cos - threshold)``, positive once the pair's decision is flipped (ties aside);
 * :func:`classification` (closed-set identification): cross-entropy of identity logits, negated when
   targeted (as torchattacks' ``PGD``/``FGSM`` do with a mean; here per sample).
 
@@ -56,12 +57,14 @@ def impersonation(target: torch.Tensor | None) -> Objective:
     return objective
 
 
-def verification(other: torch.Tensor, is_same: torch.Tensor) -> Objective:
+def verification(other: torch.Tensor, is_same: torch.Tensor, threshold: float = 0.0) -> Objective:
     """Dodging for genuine pairs (``is_same`` True) and impersonation for impostor pairs, per row.
 
-    other:   (N, D) embeddings of each pair's other (unattacked) image.
-    is_same: (N,) bool, True for genuine pairs.
-    Returns ``sign * cos(model.embed(x), other)`` with sign -1 for genuine, +1 for impostor pairs.
+    other:     (N, D) embeddings of each pair's other (unattacked) image.
+    is_same:   (N,) bool, True for genuine pairs.
+    threshold: the model's cosine decision threshold (a pair is "same" at cos >= threshold).
+    Returns ``sign * (cos(model.embed(x), other) - threshold)`` with sign -1 for genuine, +1 for impostor pairs:
+    the two-class margin, > 0 once the attack has flipped the decision. The offset moves no gradient.
     """
     ref = _embeddings(other, "verification", "reference")
     same = torch.as_tensor(is_same, dtype=torch.bool)
@@ -70,7 +73,7 @@ def verification(other: torch.Tensor, is_same: torch.Tensor) -> Objective:
     sign = 1.0 - 2.0 * same.float()
 
     def objective(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        return sign.to(x.device) * (model.embed(x) * ref.to(x.device)).sum(dim=1)
+        return sign.to(x.device) * ((model.embed(x) * ref.to(x.device)).sum(dim=1) - threshold)
 
     return objective
 

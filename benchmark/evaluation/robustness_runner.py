@@ -7,6 +7,9 @@ Protocol, per variant (kept cheap: the evaluation stage calls it for every varia
   genuine, half impostor, drawn by ``seed``); the first image of each pair is attacked, the second one's
   embedding is the fixed reference. Genuine pairs get dodging, impostor pairs impersonation, both in one
   batch (:func:`~benchmark.attacks.objectives.verification`);
+* every attack maximizes the pair's verification margin at the model's threshold (``+-(cos - threshold)``,
+  positive once the decision flips); CW-L2 searches its weight c per pair on that sign (``cfg.cw_search_steps``
+  rounds of ``cfg.steps`` steps, Carlini and Wagner's binary search);
 * budgets ``eps_N`` for N in :data:`LEVELS`: N/255 in L-inf; for the L2 attacks
   ``cfg.l2_scale * N/255 * sqrt(3 * H * W)`` (:func:`budgets`; with the default 0.25 at 64 x 64 that is
   0.11, 0.22, 0.43, 0.87, 1.74 for N = 1..16), reported under the same ``eps_N`` keys;
@@ -80,13 +83,15 @@ def budgets(attack: str, image_shape: tuple[int, int, int], cfg: RobustnessConfi
 
 
 class _Pairs:
-    """The attacked side of each pair, (P, 3, H, W) in [0, 1], its reference embeddings and labels."""
+    """The attacked side of each pair, (P, 3, H, W) in [0, 1], its reference embeddings and labels; attacks maximize
+    the verification margin at ``threshold`` (:func:`~benchmark.attacks.objectives.verification`)."""
 
-    def __init__(self, model: FaceModel, images: np.ndarray, pairs: np.ndarray, is_same: np.ndarray, batch: int):
+    def __init__(self, model: FaceModel, images: np.ndarray, pairs: np.ndarray, is_same: np.ndarray,
+                 cfg: RobustnessConfig, threshold: float = 0.0):
         device = next(model.parameters()).device
-        self.model, self.batch = model, batch
+        self.model, self.cfg, self.batch, self.threshold = model, cfg, cfg.batch_size, threshold
         self.x = to_float_nchw(images[pairs[:, 0]]).to(device)
-        self.other = _embed(model, to_float_nchw(images[pairs[:, 1]]).to(device), batch)
+        self.other = _embed(model, to_float_nchw(images[pairs[:, 1]]).to(device), self.batch)
         self.same = np.asarray(is_same, dtype=bool)
         self.before = self.scores(self.x, np.arange(len(pairs)))
 
@@ -101,10 +106,19 @@ class _Pairs:
         for start in range(0, len(idx), self.batch):
             part = idx[start : start + self.batch]
             sel = torch.as_tensor(part, device=self.x.device)
-            attack = create_attack(name, **_attack_kwargs(name, eps[start : start + self.batch], steps, seed))
-            objective = verification(self.other[sel], torch.as_tensor(self.same[part]))
+            attack = create_attack(name, **self._attack_kwargs(name, eps[start : start + self.batch], steps, seed))
+            objective = verification(self.other[sel], torch.as_tensor(self.same[part]), self.threshold)
             out[start : start + len(part)] = self.scores(attack(self.model, self.x[sel], objective), part)
         return out
+
+    def _attack_kwargs(self, name: str, eps: np.ndarray, steps: int, seed: int) -> dict:
+        accepted = inspect.signature(ATTACKS.get(name)).parameters
+        kwargs = {"eps": torch.as_tensor(eps, dtype=torch.float32), "seed": seed}
+        if "steps" in accepted:
+            kwargs["steps"] = steps
+        if "search_steps" in accepted:
+            kwargs["search_steps"] = self.cfg.cw_search_steps
+        return kwargs
 
 
 def _embed(model: FaceModel, x: torch.Tensor, batch: int) -> torch.Tensor:
@@ -115,13 +129,6 @@ def _embed(model: FaceModel, x: torch.Tensor, batch: int) -> torch.Tensor:
             return torch.cat([model.embed(x[i : i + batch]) for i in range(0, len(x), batch)])
     finally:
         model.train(was_training)
-
-
-def _attack_kwargs(name: str, eps: np.ndarray, steps: int, seed: int) -> dict:
-    kwargs = {"eps": torch.as_tensor(eps, dtype=torch.float32), "seed": seed}
-    if "steps" in inspect.signature(ATTACKS.get(name)).parameters:
-        kwargs["steps"] = steps
-    return kwargs
 
 
 def _finite(value: float) -> float | None:
@@ -218,8 +225,8 @@ def robustness_report(
     """
     same = np.asarray(is_same, dtype=bool)
     sweep_pairs, headline_pairs = select_pairs(same, cfg.pairs, seed), select_pairs(same, cfg.headline_pairs, seed)
-    sweep = _Pairs(model, images, np.asarray(pairs)[sweep_pairs], same[sweep_pairs], cfg.batch_size)
-    check = _Pairs(model, images, np.asarray(pairs)[headline_pairs], same[headline_pairs], cfg.batch_size)
+    sweep = _Pairs(model, images, np.asarray(pairs)[sweep_pairs], same[sweep_pairs], cfg, threshold)
+    check = _Pairs(model, images, np.asarray(pairs)[headline_pairs], same[headline_pairs], cfg, threshold)
     total = len(cfg.attacks) * (len(LEVELS) + cfg.binary_steps) + 1 + len(cfg.worst_case_attacks)
     with tqdm(total=total, desc=desc, unit="run") as bar:
         report = {name: attack_report(sweep, name, threshold, cfg, seed, bar) for name in cfg.attacks}
@@ -243,7 +250,7 @@ def transfer_matrix(
     chosen = select_pairs(is_same, cfg.pairs, seed)
     genuine = np.asarray(pairs)[chosen[np.asarray(is_same, dtype=bool)[chosen]]]
     ones = np.ones(len(genuine), dtype=bool)
-    data = {name: _Pairs(m, images, genuine, ones, cfg.batch_size) for name, m in models.items()}
+    data = {name: _Pairs(m, images, genuine, ones, cfg) for name, m in models.items()}
     matrix: dict = {}
     for source, d in tqdm(data.items(), desc="transfer", unit="model"):
         attack = create_attack("pgd_linf", eps=cfg.transfer_eps / 255, steps=cfg.steps, seed=seed)
