@@ -300,12 +300,15 @@ class AdversarialTrainingConfig(SupervisedConfig):
     """Static PGD adversarial training (Madry et al. 2018), the baseline ``pgd_at`` stage: the supervised
     model trained on L-inf PGD images. ``eps`` is the L-inf budget in [0, 1] pixel units (4/255),
     ``attack_steps`` the training PGD's steps (fewer than the evaluation's PGD-10, to fit the budget).
-    ``patience`` defaults to ``max_epochs``, so the adversarial stages all run the same epochs."""
+    ``patience`` defaults to ``max_epochs``, so the adversarial stages all run the same epochs.
+    ``validation_attack_pairs``: validation pairs attacked after training (PGD-10 at ``eps``), the robust accuracy
+    that hyperparameters are chosen on (``make tune``)."""
 
     max_epochs: int = _num(10, 1, 1000)
     patience: int = _num(10, 1, 1000)
     eps: float = _num(4 / 255, 0.0, 1.0, "(]")
     attack_steps: int = _num(3, 1, 100)
+    validation_attack_pairs: int = _num(1000, 2, 100_000)
 
 
 @dataclass(frozen=True)

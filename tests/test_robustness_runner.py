@@ -7,8 +7,11 @@ import pytest
 import yaml
 
 from benchmark.config import RobustnessConfig
-from benchmark.evaluation.robustness_runner import (LEVELS, WORST_CASE, attacks_of, budgets, robustness_report, select_pairs,
-                                                    transfer_matrix)
+from benchmark.evaluation.robustness import correct
+from benchmark.evaluation.robustness_runner import (LEVELS, WORST_CASE, attacks_of, budgets, pgd_robust_accuracy,
+                                                    robustness_report, select_pairs, transfer_matrix)
+from benchmark.evaluation.verification import cosine_scores
+from benchmark.models.checkpoint import embed_images
 from benchmark.evaluation.stage import asr_table, transfer_array
 from benchmark.models.face_model import build_face_model
 
@@ -38,6 +41,23 @@ def test_select_pairs_is_balanced_deterministic_and_capped():
     np.testing.assert_array_equal(a, b)
     assert is_same[a].sum() == 2 and (~is_same[a]).sum() == 2
     assert is_same[select_pairs(is_same, 100, seed=1)].sum() == 3
+
+
+def test_pgd_robust_accuracy_is_the_clean_accuracy_at_zero_budget_and_falls_with_one(setup):
+    # Prepare: the threshold at the median clean score of the 24 pairs
+    images, pairs, is_same = setup
+    model = tiny(0)
+    scores = cosine_scores(embed_images(model, images), pairs)
+    threshold = float(np.median(scores))
+    clean = correct(scores, is_same, threshold).mean()
+    # Execute
+    none = pgd_robust_accuracy(model, images, pairs, is_same, threshold, 0.0, 100, seed=0)
+    some = pgd_robust_accuracy(model, images, pairs, is_same, threshold, 8 / 255, 100, seed=0)
+    # Assert: every pair is attacked (24 < 100), nothing breaks without a budget, and 8/255 breaks some
+    assert none["n"] == some["n"] == 24 and none["steps"] == 10
+    assert none["value"] == pytest.approx(clean, abs=1e-6)
+    assert some["value"] < none["value"]
+    assert some["ci"][0] <= some["value"] <= some["ci"][1]
 
 
 def test_l2_budgets_follow_the_documented_schedule():

@@ -52,6 +52,9 @@ def test_training_stage_writes_metrics_contract_and_a_loadable_model(tiny, name)
     images = load_dataset(params).images[:5]
     assert np.allclose(embed_images(model, images), embed_images(result.model, images), atol=1e-5)
     assert (root / f"r/plots/{name}_curves.json").is_file()
+    if name in ("adversarial", "pgd_at", "trades"):  # scored on validation pairs after training, for make tune
+        robust = metrics["validation"]["robust_accuracy"]
+        assert robust["n"] == min(1000, metrics["validation"]["pairs"]) and 0 <= robust["value"] <= 1
     if name in ("pgd_at", "trades"):
         assert metrics["adversarial_fraction"] == 1.0 and metrics["switches"] == 0
         assert not (root / f"r/plots/{name}_gate.json").exists()

@@ -200,6 +200,24 @@ def headline_check(data: _Pairs, threshold: float, cfg: RobustnessConfig, seed: 
             HEADLINE_ATTACK: _share(pgd)}, pgd
 
 
+def pgd_robust_accuracy(model: FaceModel, images: np.ndarray, pairs: np.ndarray, is_same: np.ndarray,
+                        threshold: float, eps: float, n_pairs: int, seed: int) -> dict:
+    """PGD-L-inf's robust accuracy at ``eps`` on ``n_pairs`` balanced pairs (:func:`select_pairs`): ``{"value", "ci",
+    "n", "eps", "steps"}``, the share of pairs still decided correctly at ``threshold`` after PGD-10 with a random
+    start (the evaluation's defaults, :class:`RobustnessConfig`), with its Wilson 95% interval. The training stages
+    score hyperparameters with it on validation pairs; images, pairs and is_same as :func:`robustness_report`."""
+    cfg = RobustnessConfig()
+    same = np.asarray(is_same, dtype=bool)
+    chosen = select_pairs(same, n_pairs, seed)
+    data = _Pairs(model, images, np.asarray(pairs)[chosen], same[chosen], cfg, threshold)
+    robust = correct(data.before, data.same, threshold)
+    todo = np.flatnonzero(robust)
+    if len(todo):
+        scores = data.attack(HEADLINE_ATTACK, todo, np.full(len(todo), eps), cfg.steps, seed)
+        robust[todo] = correct(scores, data.same[todo], threshold)
+    return {**_share(robust), "n": len(robust), "eps": _finite(eps), "steps": cfg.steps}
+
+
 def _share(ok: np.ndarray) -> dict:
     return {"value": _finite(float(ok.mean())), "ci": [_finite(v) for v in wilson(int(ok.sum()), len(ok))]}
 

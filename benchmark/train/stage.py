@@ -17,7 +17,9 @@ training source's test pairs, and writes (atomically):
   ``start_val_accuracy`` (the pretrained start's validation accuracy; None from scratch), ``images_per_second``;
 * ``<reports>/plots/<stage>_curves.json``: per-epoch train/val losses (for ``dvc plots``).
 
-The adversarial stages add ``adversarial_fraction`` (share of steps with the term on / adversarial
+The adversarial stages add to ``validation`` the ``robust_accuracy`` of PGD-10 at their training budget on
+``validation_attack_pairs`` validation pairs (what ``make tune`` chooses their hyperparameters on), and
+``adversarial_fraction`` (share of steps with the term on / adversarial
 batches) and ``switches`` (gate switches; 0 for the static baselines) to the metrics, and the gated stage
 writes ``<reports>/plots/<stage>_gate.json`` (per step: source loss, threshold, on) and
 ``<reports>/plots/<stage>_switches.json`` (every switch: step, loss, on).
@@ -43,6 +45,7 @@ from benchmark.config import (
 )
 from benchmark.data.dataset import Dataset, load_dataset
 from benchmark.data.protocol import Protocol
+from benchmark.evaluation.robustness_runner import pgd_robust_accuracy
 from benchmark.evaluation.verification import cosine_scores, verification_report
 from benchmark.models.autoencoder import SemiSupervisedAE
 from benchmark.models.checkpoint import embed_images, save_model
@@ -118,6 +121,9 @@ def run(stage: str, params: Params, data: Dataset | None = None) -> TrainResult:
     }
     artifacts, reports = Path(params.paths.artifacts), Path(params.paths.reports)
     if isinstance(cfg, AdversarialTrainingConfig):
+        metrics["validation"]["robust_accuracy"] = pgd_robust_accuracy(
+            model, pairs.images, pairs.pairs, pairs.is_same, validation["plain"]["threshold"], cfg.eps,
+            cfg.validation_attack_pairs, seed)
         gate = history.get("gate")
         metrics["adversarial_fraction"] = round(history["adversarial_fraction"], 4)
         metrics["switches"] = len(gate["switches"]) if gate else 0
