@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export PYTHONHASHSEED := 0
 
-.PHONY: setup repro test label-study clean-reports
+.PHONY: setup repro test label-study tune clean-reports
 
 setup: $(STAMP)
 
@@ -45,3 +45,24 @@ label-study: setup
 	for g in $(STUDY_G); do dvc exp run --queue -S semisupervised.g=$$g semisupervised; done
 	dvc exp run --run-all --jobs 1
 	papermill --log-level WARNING notebooks/label_study.ipynb reports/notebooks/label_study.ipynb -f params.yaml
+
+# Hyperparameters chosen on validation identities (issue 13): one DVC experiment per setting, one knob at a time
+# around the defaults (the defaults' own run too), each reproducing only its stage; notebooks/tune.ipynb scores
+# them on the validation pairs (benchmark/report/tuning.py) and names the choice per knob.
+TUNE_THRESHOLD ?= 2 4 6 8
+TUNE_BETA ?= 1 3 12
+TUNE_GAMMA ?= 0 0.5 2
+TUNE_EPOCHS ?= 5 15
+TUNE_G ?= 0.6 0.75 0.9
+TUNE_BACKBONE ?= resnet18 mobilenetv3_small_100
+
+tune: setup
+	mkdir -p data reports/notebooks
+	for t in $(TUNE_THRESHOLD); do dvc exp run --queue -S adversarial.threshold=$$t adversarial; done
+	for b in $(TUNE_BETA); do dvc exp run --queue -S adversarial.beta=$$b adversarial; done
+	for c in $(TUNE_GAMMA); do dvc exp run --queue -S adversarial.gamma=$$c adversarial; done
+	for e in $(TUNE_EPOCHS); do dvc exp run --queue -S adversarial.max_epochs=$$e -S adversarial.patience=$$e adversarial; done
+	for g in $(TUNE_G); do dvc exp run --queue -S semisupervised.g=$$g semisupervised; done
+	for b in $(TUNE_BACKBONE); do dvc exp run --queue -S timm_reference.backbone=$$b timm_reference; done
+	dvc exp run --run-all --jobs 1
+	papermill --log-level WARNING notebooks/tune.ipynb reports/notebooks/tune.ipynb -f params.yaml

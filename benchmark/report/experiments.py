@@ -17,11 +17,12 @@ import pandas as pd
 STUDY_STAGES = ("supervised", "semisupervised")
 
 
-def exp_show_json(cwd: str = ".") -> Any:
-    """The output of ``dvc exp show --all-commits --json`` (experiments of every commit, newest first), run with
-    this Python's DVC: a study run before a later commit still counts."""
-    out = subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--all-commits", "--json"], cwd=cwd, check=True, capture_output=True, text=True)
-    return json.loads(out.stdout)
+def exp_show_json(cwd: str = ".", all_commits: bool = True) -> Any:
+    """The output of ``dvc exp show --json`` run with this Python's DVC: with ``all_commits`` the experiments of
+    every commit, newest first (a study run before a later commit still counts), else the workspace's and those
+    of the current commit (a sweep of this code alone)."""
+    command = [sys.executable, "-m", "dvc", "exp", "show", "--json", *(["--all-commits"] if all_commits else [])]
+    return json.loads(subprocess.run(command, cwd=cwd, check=True, capture_output=True, text=True).stdout)
 
 
 def runs(tree: Any) -> Iterator[dict]:

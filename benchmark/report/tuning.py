@@ -1,0 +1,88 @@
+"""The hyperparameter sweep (``make tune``): every default that params.yaml or the README defends, chosen on the
+validation identities of the training source, never on test pairs (DESIGN.md, convention 14).
+
+``make tune`` runs one DVC experiment per setting, one knob at a time around the defaults, each reproducing only
+its stage. :func:`tuning_table` reads them back (the runs of :func:`benchmark.report.experiments.runs`) and scores
+each on its stage's validation metrics: the verification accuracy of the validation pairs at the threshold
+chosen on them, and, for the adversarial stages, PGD-10's robust accuracy on those pairs at the training budget.
+:func:`choices` picks per knob the setting with the highest score: the validation accuracy, or for an adversarial
+stage the mean of clean and robust validation accuracy (a hardened model is worth what it keeps on both).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+# The knobs the sweep turns: {stage: (knob, ...)}; a knob's setting may move companions (KNOB_COMPANIONS) with it.
+KNOBS = {
+    "adversarial": ("threshold", "beta", "gamma", "max_epochs"),
+    "semisupervised": ("g",),
+    "timm_reference": ("backbone",),
+}
+KNOB_COMPANIONS = {"max_epochs": ("patience",)}  # the adversarial stages run every epoch: patience = max_epochs
+COLUMNS = ["stage", "knob", "value", "default", "val_accuracy", "val_robust_accuracy", "val_robust_ci", "score", "name"]
+
+
+def tuning_table(found: list[dict], defaults: dict) -> pd.DataFrame:
+    """One row per (stage, knob, value) among ``found`` runs (``{"name", "params", "metrics"}``) whose params equal
+    ``defaults`` (params.yaml as a dict) but for that one knob (and its companions), the defaults' own run in every
+    knob's rows. Columns :data:`COLUMNS`; ``val_robust_*`` are None for stages that are not attacked; the first
+    (newest) run of a setting is kept."""
+    rows: dict = {}
+    for run in found:
+        for stage, knobs in KNOBS.items():
+            for knob in knobs:
+                if not _only_differs_in(run["params"], defaults, stage, knob):
+                    continue
+                metrics = next((m for path, m in run["metrics"].items() if path.endswith(f"metrics/{stage}.json")), None)
+                validation = (metrics or {}).get("validation")
+                if validation is None or (stage == "adversarial" and "robust_accuracy" not in validation):
+                    continue  # not run, or run before the adversarial stages scored robustness on validation pairs
+                robust = validation.get("robust_accuracy")
+                score = validation["accuracy"] if robust is None else (validation["accuracy"] + robust["value"]) / 2
+                value = run["params"][stage][knob]
+                rows.setdefault((stage, knob, _order(value)), {
+                    "stage": stage, "knob": knob, "value": value, "default": value == defaults[stage][knob],
+                    "val_accuracy": validation["accuracy"],
+                    "val_robust_accuracy": None if robust is None else robust["value"],
+                    "val_robust_ci": None if robust is None else tuple(robust["ci"]),
+                    "score": score, "name": run["name"],
+                })
+    return pd.DataFrame([rows[key] for key in sorted(rows)], columns=COLUMNS)
+
+
+def choices(table: pd.DataFrame) -> pd.DataFrame:
+    """Per (stage, knob) of :func:`tuning_table`: the default, the setting with the highest score (the first in the
+    table's order on a tie), both scores, the number of settings tried and whether the default is the choice."""
+    rows = []
+    for (stage, knob), group in table.groupby(["stage", "knob"], sort=False):
+        best = group.loc[group["score"].idxmax()]
+        default = group[group["default"]]
+        rows.append({
+            "stage": stage, "knob": knob, "settings": len(group), "chosen": best["value"], "chosen_score": best["score"],
+            "default": default["value"].iloc[0] if len(default) else None,
+            "default_score": default["score"].iloc[0] if len(default) else None,
+            "default_is_chosen": bool(len(default)) and bool(best["default"]),
+        })
+    return pd.DataFrame(rows)
+
+
+def _order(value: object) -> tuple:
+    """A sort key that orders numbers numerically and before strings."""
+    return (0, float(value), "") if isinstance(value, (int, float)) and not isinstance(value, bool) else (1, 0.0, str(value))
+
+
+def _only_differs_in(params: dict, defaults: dict, stage: str, knob: str) -> bool:
+    """Whether ``params`` equals ``defaults`` except ``stage.knob`` (and its companions) and the sections no training
+    stage reads (``evaluate``, ``identify``: a sweep of the defaults' own run may differ there)."""
+    free = {knob, *KNOB_COMPANIONS.get(knob, ())}
+    for section in set(params) | set(defaults):
+        if section in ("evaluate", "identify"):
+            continue
+        mine, theirs = params.get(section), defaults.get(section)
+        if section == stage and isinstance(mine, dict) and isinstance(theirs, dict):
+            mine = {k: v for k, v in mine.items() if k not in free}
+            theirs = {k: v for k, v in theirs.items() if k not in free}
+        if mine != theirs:
+            return False
+    return True
