@@ -13,6 +13,8 @@
                                                 the enrolled people: list them, show one, remove one, or replace
                                                 one's template from F/NAME in one transaction
     facebench perf                              run the speed benchmarks, write reports/perf.json
+    facebench seeds                             collect the runs over training seeds (``make seeds``: DVC
+                                                experiments) into reports/metrics/seeds.json
     facebench preset tiny --out FILE            write params.yaml merged with a preset (whole DAG in minutes)
     facebench preset real --out FILE --train DIR --benchmark NAME=FORMAT:DIR
                                                 the real-data preset with your training folder and benchmark sets
@@ -188,6 +190,18 @@ def _perf(args: argparse.Namespace, params: config.Params) -> None:
     print(json.dumps(perf.run(params), indent=2))
 
 
+def _seeds(args: argparse.Namespace, params: config.Params) -> None:
+    from pathlib import Path
+
+    from benchmark import io
+    from benchmark.report.experiments import exp_show_json, runs, seed_table
+
+    table = seed_table(list(runs(exp_show_json())))
+    out = Path(params.paths.reports) / "metrics" / "seeds.json"
+    io.write_json(out, table)
+    print(f"wrote {out}: {len(table['seeds'])} seeds ({', '.join(map(str, table['seeds']))}) on {table['benchmark']}")
+
+
 def _preset(args: argparse.Namespace, params: config.Params) -> None:
     import yaml
 
@@ -231,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         ("identify", _identify, "identify the person in a face video or a still photo"),
         ("db", _db, "list, show, remove or update the people enrolled in an identity database"),
         ("perf", _perf, "run the speed benchmarks and write reports/perf.json"),
+        ("seeds", _seeds, "collect the runs over training seeds (make seeds) into reports/metrics/seeds.json"),
         ("preset", _preset, "write params.yaml merged with a named preset"),
     ):
         cmd = sub.add_parser(name, help=help_text)

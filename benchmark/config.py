@@ -103,8 +103,10 @@ class BenchmarkConfig:
 @dataclass(frozen=True)
 class DataConfig:
     """The ``data`` stage: the training source, how its faces are cut, how the protocol is built, and the
-    benchmark sets every variant is reported on."""
+    benchmark sets every variant is reported on. ``seed`` draws everything the stage makes at random (synthetic faces,
+    splits, pairs, videos), apart from the top-level training seed, so runs over training seeds share one protocol."""
 
+    seed: int = _num(0, 0, 2**31 - 1)
     source: str = _choice("synthetic", "synthetic", "folder")
     path: str = "data"
     image_size: int = _num(64, 16, 512)
@@ -347,7 +349,7 @@ class PathsConfig:
 class Params:
     """The whole params.yaml."""
 
-    seed: int = _num(0, 0, 2**31 - 1)
+    seed: int = _num(0, 0, 2**31 - 1)  # training and evaluation (init, batch order, attacks); data.seed draws the data
     device: str = _choice("auto", "auto", "cpu", "cuda")
     paths: PathsConfig = field(default_factory=PathsConfig)
     data: DataConfig = field(default_factory=DataConfig)

@@ -54,6 +54,9 @@ def test_repository_params_yaml_loads_and_matches_dataclass_defaults():
         ({"data": {"image_size": "64"}}, ["'data.image_size' must be int", "str '64'"]),
         ({"data": {"image_size": 64.5}}, ["'data.image_size' must be int"]),
         ({"seed": True}, ["'seed' must be int", "bool"]),
+        ({"data": {"seed": -1}}, ["'data.seed' = -1 is out of range", "[0, 2147483647]"]),
+        ({"data": {"seed": 1.5}}, ["'data.seed' must be int", "float 1.5"]),
+        ({"data": {"seed": "0"}}, ["'data.seed' must be int", "str '0'"]),
         ({"data": {"synthetic": 3}}, ["data.synthetic: expected a mapping"]),
     ],
 )
@@ -76,9 +79,10 @@ def test_missing_params_file_is_a_clear_error(tmp_path):
 
 def test_load_reads_overrides(tmp_path):
     path = tmp_path / "params.yaml"
-    path.write_text(yaml.safe_dump({"seed": 7, "data": {"protocol": {"folds": 5}}}))
+    path.write_text(yaml.safe_dump({"seed": 7, "data": {"seed": 3, "protocol": {"folds": 5}}}))
     params = config.load(path)
-    assert params.seed == 7 and params.data.protocol.folds == 5 and params.data.protocol.pairs_per_fold == 300
+    assert params.seed == 7 and params.data.seed == 3
+    assert params.data.protocol.folds == 5 and params.data.protocol.pairs_per_fold == 300
 
 
 def test_numbers_with_an_exponent_and_no_dot_are_numbers(tmp_path):

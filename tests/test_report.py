@@ -15,8 +15,8 @@ from benchmark.report import findings, stage
 from benchmark.report.benchmarks import benchmarks_table, overlap_warnings, set_title
 from benchmark.report.browser import check_page, chromium_path
 from benchmark.report.environment import manifest_digest
-from benchmark.report.headline import (COLUMNS, UNRELIABLE_NOTE, benchmark_sets, format_cell, he_cost, headline_rows,
-                                       headline_tables, markdown_table, markdown_tables)
+from benchmark.report.headline import (COLUMNS, SEED_FIGURES, UNRELIABLE_NOTE, benchmark_sets, format_cell, he_cost,
+                                       headline_rows, headline_tables, markdown_table, markdown_tables)
 from benchmark.report.html import png_data_uri, render_page
 
 
@@ -230,7 +230,9 @@ def test_png_data_uri_rejects_what_is_not_a_png(tmp_path):
 
 def test_page_escapes_text_from_the_metrics():
     env = {"git_revision": "abc", "seed": 0, "data_source": "<b>x</b>", "data_manifest_sha256": "0" * 64, "packages": {}}
-    page = render_page({"tables": [], "headline_note": "", "sections": [], "limits": [], "notebooks": [], "env": env, "generated": "now"})
+    seeds = {"sentence": "", "columns": [], "rows": []}
+    page = render_page({"tables": [], "headline_note": "", "seeds": seeds, "sections": [], "limits": [], "notebooks": [],
+                        "env": env, "generated": "now"})
     assert "&lt;b&gt;x&lt;/b&gt;" in page and "<b>x</b>" not in page
 
 
@@ -268,6 +270,26 @@ def test_report_stage_writes_page_summary_and_notebook_pages(tmp_path):
     assert (tmp_path / "reports" / "html" / "02_train_supervised.html").is_file()
     summary = Path(out["summary"]).read_text()
     assert "| adversarial | 0.850 ± 0.020 |" in summary and "| adversarial | 0.660 ± 0.020 |" in summary
+
+
+def test_report_shows_the_seed_table_when_seed_runs_exist_and_says_single_seed_otherwise(tmp_path):
+    # Prepare: seeds.json as `facebench seeds` writes it (benchmark.report.experiments.seed_table)
+    params = make_reports(tmp_path)
+    figure = {"mean": 0.88, "std": 0.02, "n": 3, "seeds": [0, 1, 2], "single": 0.9}
+    seeds = {"benchmark": "heldout", "single_seed": 0, "seeds": [0, 1, 2],
+             "rows": [{"variant": "supervised", **{key: figure for key, _ in SEED_FIGURES}}]}
+    single = Path(stage.run(params)["index"]).read_text()
+    (tmp_path / "reports" / "metrics" / "seeds.json").write_text(json.dumps(seeds))
+    # Execute
+    out = stage.run(params)
+    # Assert
+    page, summary = Path(out["index"]).read_text(), Path(out["summary"]).read_text()
+    assert "Every figure is from one run, training seed 0: `make seeds`" in single and 'class="seeds"' not in single
+    assert page.count('<table class="seeds">') == 1 and "Every figure is from one run" not in page
+    assert "Over 3 seeds (0, 1, 2): mean ± std beside the single-seed value (seed 0" in page
+    assert "<td>supervised</td>" + "<td>0.880 ± 0.020 (0.900)</td>" * len(SEED_FIGURES) + "</tr>" in page
+    assert "### Over training seeds\n\nOver 3 seeds (0, 1, 2)" in summary
+    assert "| supervised |" + " 0.880 ± 0.020 (0.900) |" * len(SEED_FIGURES) in summary
 
 
 def test_report_page_shows_the_benchmark_sets_and_warns_about_overlap(tmp_path):

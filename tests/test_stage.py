@@ -1,5 +1,6 @@
 """The data stage end to end (without its notebook): outputs, determinism, real folders, bad paths."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -56,6 +57,17 @@ def test_synthetic_stage_writes_contract_and_is_deterministic(tmp_path):
     assert bench.has_identification and not bench.detected.any()
     assert (tmp_path / "1/a/data/videos.npz").is_file()
     assert not list((tmp_path / "1").rglob("*.tmp"))
+
+
+def test_the_data_follows_data_seed_not_the_training_seed(tmp_path):
+    # Execute: the default, another training seed, another data seed
+    default = stage.run(tiny_params(tmp_path / "0"))
+    training = stage.run(dataclasses.replace(tiny_params(tmp_path / "1"), seed=5))
+    data = stage.run(tiny_params(tmp_path / "2", seed=1))
+    # Assert: seed runs share faces, split and pairs; the manifest records the data seed
+    assert training.manifest["hashes"] == default.manifest["hashes"]
+    assert data.manifest["hashes"]["faces_sha256"] != default.manifest["hashes"]["faces_sha256"]
+    assert (default.manifest["seed"], training.manifest["seed"], data.manifest["seed"]) == (0, 0, 1)
 
 
 def test_missing_folder_is_a_clear_error_and_writes_nothing(tmp_path):

@@ -9,8 +9,8 @@ Outputs (paths from params.yaml ``paths``), each written atomically:
 * ``<artifacts>/data/protocol.npz``: the :class:`~benchmark.data.protocol.Protocol` arrays;
 * ``<artifacts>/data/benchmarks/<name>.npz``: each benchmark set (:class:`~benchmark.data.dataset.BenchmarkSet`);
 * ``<artifacts>/data/videos.npz``: synthetic test-identity videos with per-frame quality (synthetic only);
-* ``<artifacts>/data/manifest.json``: counts, seed, source, content hashes, per input file whether it was
-  detected and aligned or taken as a crop, every unusable input, and each benchmark set's overlap with training;
+* ``<artifacts>/data/manifest.json``: counts, the data seed (``data.seed``), source, content hashes, per input file
+  whether it was detected and aligned or taken as a crop, every unusable input, and each benchmark set's overlap with training;
 * ``<reports>/metrics/data.json``: the stage's metrics (the contract later stages and reviewers read).
 
 Real faces are detected once: ``<artifacts>/cache/detections.sqlite`` keeps MTCNN's candidates per file
@@ -69,7 +69,7 @@ EIGEN_KEYS = ("accuracy_mean", "accuracy_std", "auc", "eer", "tar_at_far_1e-3")
 def run(params: Params) -> DataResult:
     """Run the data stage with validated ``params``; returns what it wrote."""
     start = time.perf_counter()
-    cfg, seed = params.data, params.seed
+    cfg, seed = params.data, params.data.seed
     geometry = data_geometry(cfg)
     for k, b in enumerate(cfg.benchmarks):  # before minutes of detection, not after
         benchmarks_mod.check_path(b, f"data.benchmarks[{k}]")
@@ -183,7 +183,7 @@ def build_manifest(faces: FaceSet, proto: protocol_mod.Protocol, videos: VideoSe
     for name, arr in sorted(proto.arrays().items()):
         proto_digest.update(name.encode() + np.ascontiguousarray(arr).tobytes())
     return {
-        "seed": params.seed,
+        "seed": params.data.seed,
         "source": {"kind": params.data.source, "path": params.data.path if params.data.source != "synthetic" else None},
         "config": as_dict(params.data),
         "counts": {

@@ -152,11 +152,16 @@ def format_cell(row: dict, key: str) -> str:
     return f"{value:.0f}" if value >= 100 else f"{value:.1f}"
 
 
+def markdown_grid(columns: list[str], cells: list[list[str]]) -> str:
+    """A GitHub-flavoured Markdown table of ``columns`` and rows of ``cells`` (text)."""
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(row) + " |" for row in cells]
+    return "\n".join(lines) + "\n"
+
+
 def markdown_table(rows: list[dict]) -> str:
     """The headline rows as a GitHub-flavoured Markdown table."""
-    lines = ["| " + " | ".join(title for _, title in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(format_cell(row, key) for key, _ in COLUMNS) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
+    return markdown_grid([title for _, title in COLUMNS], [[format_cell(row, key) for key, _ in COLUMNS] for row in rows])
 
 
 def markdown_tables(tables: list[dict]) -> str:
@@ -169,3 +174,47 @@ def markdown_tables(tables: list[dict]) -> str:
 def unreliable(table: dict) -> bool:
     """Whether a headline table shows a TAR marked :data:`UNRELIABLE`."""
     return any(row.get("tar_at_far_1e-3_reliable") is False for row in table["rows"])
+
+
+# The headline figures the seed table gives over training seeds (keys of :func:`headline_rows`, titles).
+SEED_FIGURES = (
+    ("accuracy", "clean accuracy"),
+    ("tar_at_far_1e-3", "TAR @ FAR 1e-3"),
+    ("robust_accuracy", "robust accuracy, PGD-L∞ 4/255"),
+    ("worst_case_robust_accuracy", "worst case of the L∞ attacks, 4/255"),
+)
+
+
+def seed_cell(entry: dict, seeds: int) -> str:
+    """One figure over seeds as text: ``0.895 ± 0.004 (0.896)``, mean ± std over seeds with the single-seed value in
+    brackets ("n/a" where absent), ``[2 seeds]`` appended when fewer than the table's ``seeds`` runs have it."""
+    if entry["mean"] is None:
+        return "n/a"
+    std = f" ± {entry['std']:.3f}" if entry["std"] is not None else ""
+    single = "n/a" if entry["single"] is None else f"{entry['single']:.3f}"
+    fewer = f" [{entry['n']} seed{'s' * (entry['n'] != 1)}]" if entry["n"] < seeds else ""
+    return f"{entry['mean']:.3f}{std} ({single}){fewer}"
+
+
+def seed_block(seeds: dict | None, seed: int) -> dict:
+    """The report's figures over training seeds: ``{"sentence", "columns", "rows"}`` (rows of text) from
+    ``reports/metrics/seeds.json`` (:func:`~benchmark.report.experiments.seed_table`); without it (None) the
+    sentence says the figures are from the single training seed ``seed`` and there is no table."""
+    if seeds is None:
+        return {"sentence": f"Every figure is from one run, training seed {seed}: `make seeds` reruns training and "
+                            "evaluation over more training seeds and adds their mean ± std here.",
+                "columns": [], "rows": []}
+    n, single = len(seeds["seeds"]), f"seed {seeds['single_seed']}"
+    sentence = (f"Over {n} seeds ({', '.join(map(str, seeds['seeds']))}): mean ± std beside the single-seed value "
+                f"({single}, the headline table's run) on {seeds['benchmark']}. Each figure stands on {n} training and "
+                "evaluation runs of every variant with the same faces and test pairs (one data seed); std is the "
+                "sample standard deviation over seeds.")
+    columns = ["variant", *(f"{title}: mean ± std ({single})" for _, title in SEED_FIGURES)]
+    rows = [[row["variant"], *(seed_cell(row[key], n) for key, _ in SEED_FIGURES)] for row in seeds["rows"]]
+    return {"sentence": sentence, "columns": columns, "rows": rows}
+
+
+def seed_markdown(block: dict) -> str:
+    """:func:`seed_block` as Markdown: a heading, its sentence and, when there is one, its table."""
+    table = f"\n{markdown_grid(block['columns'], block['rows'])}" if block["rows"] else ""
+    return f"### Over training seeds\n\n{block['sentence']}\n{table}"

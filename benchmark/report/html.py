@@ -26,8 +26,8 @@ def render_page(context: dict) -> str:
     """The report page from ``context``: ``tables`` (:func:`~benchmark.report.headline.headline_tables`, one
     headline table per benchmark set), ``headline_note``, ``sections`` (each ``{"id", "title", "paragraphs": [str],
     "tables": [{"columns": [str], "rows": [[str]]}], "figures": [{"src", "caption"}]}``), ``limits`` ([str]),
-    ``notebooks`` ([{"name", "href"}]), ``env`` (:func:`~benchmark.report.environment.environment`) and
-    ``generated`` (a timestamp string). Text is HTML-escaped."""
+    ``seeds`` (:func:`~benchmark.report.headline.seed_block`), ``notebooks`` ([{"name", "href"}]), ``env``
+    (:func:`~benchmark.report.environment.environment`) and ``generated`` (a timestamp string). Text is HTML-escaped."""
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined)
     return env.get_template("index.html.j2").render(columns=COLUMNS, cell=format_cell, unreliable=unreliable,
                                                           unreliable_note=UNRELIABLE_NOTE, **context)

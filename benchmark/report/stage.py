@@ -9,6 +9,9 @@ Reads what the other stages wrote under ``<reports>`` and writes, atomically:
   environment block;
 * ``<reports>/summary.md``: the same headline tables in Markdown;
 * ``<reports>/html/<notebook>.html``: the executed notebooks as static pages.
+
+The page and the summary show the headline figures over training seeds under the headline tables when
+``<reports>/metrics/seeds.json`` exists (``make seeds``), or one line saying the figures are single-seed.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from benchmark.config import Params
 from benchmark.report import findings
 from benchmark.report.benchmarks import benchmarks_table, overlap_warnings, training_sentence
 from benchmark.report.environment import environment
-from benchmark.report.headline import benchmark_sets, headline_tables, markdown_tables
+from benchmark.report.headline import benchmark_sets, headline_tables, markdown_tables, seed_block, seed_markdown
 from benchmark.report.html import notebook_to_html, png_data_uri, render_page
 
 REPORT_NOTEBOOK = "06_report"  # the stage's own executed notebook, still being written while it runs
@@ -68,7 +71,7 @@ LIMITS = (
 @dataclass
 class Inputs:
     """The metrics the report reads; any of them may be missing (an empty dict / None). ``data`` is the data
-    stage's ``data.json``."""
+    stage's ``data.json``, ``seeds`` the seed table of ``make seeds`` (``seeds.json``)."""
 
     evaluation: dict
     stages: dict[str, dict]
@@ -78,6 +81,7 @@ class Inputs:
     run: dict | None = None
     comparisons: dict | None = None
     findings: list[dict] | None = None
+    seeds: dict | None = None
 
 
 def _read_json(path: Path) -> dict | None:
@@ -93,7 +97,8 @@ def read_inputs(params: Params) -> Inputs:
     stages = {s: m for s in TRAINING_STAGES if (m := _read_json(metrics / f"{s}.json")) is not None}
     return Inputs(_read_json(metrics / "evaluation.json") or {}, stages, _read_json(metrics / "federated.json"), manifest,
                   _read_json(metrics / "data.json"), _read_json(metrics / "evaluate_run.json"),
-                  _read_json(metrics / "comparisons.json"), _read_json(metrics / "findings.json"))
+                  _read_json(metrics / "comparisons.json"), _read_json(metrics / "findings.json"),
+                  _read_json(metrics / "seeds.json"))
 
 
 def data_section(manifest: dict, data: dict | None) -> tuple[list[str], list[dict]]:
@@ -151,12 +156,14 @@ def run(params: Params) -> dict:
             tmp.write_text(notebook_to_html(nb))
         notebooks.append({"name": nb.stem, "href": f"html/{nb.stem}.html"})
     flip = "with" if params.evaluate.flip_test else "without"
+    seeds = seed_block(inputs.seeds, params.seed)
     context = {
         "tables": tables,
         "headline_note": "Clean and robust accuracy are measured by the evaluate stage on each benchmark set's pairs, the "
                          f"same pairs for every variant (clean accuracy {flip} flip-test fusion); robustness attacks "
                          "each model at its operating threshold, chosen on validation pairs of the training source. "
                          "n/a marks what does not apply or did not run.",
+        "seeds": seeds,
         "sections": build_sections(inputs, reports / "figures"),
         "limits": list(LIMITS),
         "notebooks": notebooks,
@@ -167,5 +174,5 @@ def run(params: Params) -> dict:
     with io.atomic_path(index) as tmp:
         tmp.write_text(render_page(context))
     with io.atomic_path(summary) as tmp:
-        tmp.write_text("# facebench: headline\n\n" + markdown_tables(tables))
+        tmp.write_text("# facebench: headline\n\n" + markdown_tables(tables) + "\n" + seed_markdown(seeds))
     return {"tables": tables, "index": str(index), "summary": str(summary)}
