@@ -25,6 +25,7 @@ def test_runs_are_found_at_any_depth_and_tabled():
             {"revs": [run("exp-a", 0.05, 0.75, 0.60, 0.70)]},
             {"revs": [run("exp-b", 0.25, 0.6, 0.80, 0.81)]},
             {"revs": [{"rev": "queued", "name": "exp-c", "data": {"params": {}, "metrics": None}}]},
+            {"revs": [run("exp-d", 0.5, 0.75, 0.1, 0.1)], "executor": {"state": "running"}},  # workspace metrics
         ]},
     ]
     table = study_table(list(runs(tree)))

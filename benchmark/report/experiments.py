@@ -35,11 +35,14 @@ def exp_show_json(cwd: str = ".", all_commits: bool = True) -> Any:
 
 
 def runs(tree: Any) -> Iterator[dict]:
-    """Every ``{"name", "params", "metrics"}`` found in a ``dvc exp show --json`` tree."""
+    """Every ``{"name", "params", "metrics"}`` found in a ``dvc exp show --json`` tree, but for experiments still
+    queued or running (DVC shows them with the workspace's metrics) or failed."""
     if isinstance(tree, list):
         for item in tree:
             yield from runs(item)
     elif isinstance(tree, dict):
+        if (tree.get("executor") or {}).get("state", "success") != "success":
+            return
         data = tree.get("data")
         if isinstance(data, dict) and data.get("params") and data.get("metrics"):
             params = data["params"].get("params.yaml", {}).get("data", {})

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from benchmark.evaluation.intervals import wilson
+
 # The knobs the sweep turns: {stage: (knob, ...)}; a knob's setting may move companions (KNOB_COMPANIONS) with it.
 KNOBS = {
     "adversarial": ("threshold", "beta", "gamma", "max_epochs"),
@@ -45,7 +47,7 @@ def tuning_table(found: list[dict], defaults: dict) -> pd.DataFrame:
                     "stage": stage, "knob": knob, "value": value, "default": value == defaults[stage][knob],
                     "val_accuracy": validation["accuracy"],
                     "val_robust_accuracy": None if robust is None else robust["value"],
-                    "val_robust_ci": None if robust is None else tuple(robust["ci"]),
+                    "val_robust_ci": None if robust is None else _wilson(robust),
                     "score": score, "name": run["name"],
                 })
     return pd.DataFrame([rows[key] for key in sorted(rows)], columns=COLUMNS)
@@ -65,6 +67,11 @@ def choices(table: pd.DataFrame) -> pd.DataFrame:
             "default_is_chosen": bool(len(default)) and bool(best["default"]),
         })
     return pd.DataFrame(rows)
+
+
+def _wilson(rate: dict) -> tuple[float, float]:
+    """The Wilson 95% interval of a ``{"value", "n"}`` rate (DVC drops the lists of metrics files, its ``ci`` too)."""
+    return tuple(wilson(round(rate["value"] * rate["n"]), rate["n"]))
 
 
 def _order(value: object) -> tuple:
