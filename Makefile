@@ -51,8 +51,8 @@ label-study: setup
 # them on the validation pairs (benchmark/report/tuning.py) and names the choice per knob. It reproduces the DAG
 # first: an experiment is saved with every output dvc.lock names, so those must be in the cache.
 TUNE_THRESHOLD ?= 2 4 6 8
-TUNE_BETA ?= 1 3 12
-TUNE_GAMMA ?= 0 0.5 2
+TUNE_BETA ?= 1 12
+TUNE_GAMMA ?= 0 2
 TUNE_EPOCHS ?= 5 15
 TUNE_G ?= 0.6 0.75 0.9
 TUNE_BACKBONE ?= resnet18 mobilenetv3_small_100

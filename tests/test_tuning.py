@@ -21,7 +21,7 @@ def run(name, clean, robust=None, **changes):
     for key, value in changes.items():
         section, knob = key.split("__")
         params[section][knob] = value
-    validation = {"accuracy": clean, "threshold": 0.3}
+    validation = {"accuracy": clean, "threshold": 0.3, "pairs": 2000}
     if robust is not None:
         validation["robust_accuracy"] = {"value": robust, "n": 1000}  # as dvc exp show gives it: no list
     stage = "adversarial" if robust is not None else ("semisupervised" if "semisupervised__g" in changes else "timm_reference")
@@ -31,14 +31,14 @@ def run(name, clean, robust=None, **changes):
 def test_each_run_lands_in_the_rows_of_the_one_knob_it_moves_and_the_default_in_every_knob():
     # Prepare: the default run, one run per knob, a run moving two knobs, a run at another seed, a stale run
     default = run("default", 0.88, 0.60)
-    default["metrics"]["reports/metrics/semisupervised.json"] = {"validation": {"accuracy": 0.85}}
+    default["metrics"]["reports/metrics/semisupervised.json"] = {"validation": {"accuracy": 0.85, "pairs": 2000}}
     found = [
         run("t4", 0.90, 0.50, adversarial__threshold=4),
         run("t8", 0.86, 0.70, adversarial__threshold=8.0),
         run("e15", 0.89, 0.62, adversarial__max_epochs=15, adversarial__patience=15),
         run("two", 0.99, 0.99, adversarial__threshold=4, adversarial__beta=1.0),
         {**run("seed1", 0.99, 0.99), "params": {**DEFAULTS, "seed": 1}},
-        run("stale", 0.99, None, adversarial__gamma=2.0) | {"metrics": {"reports/metrics/adversarial.json": {"validation": {"accuracy": 0.99}}}},
+        run("stale", 0.99, None, adversarial__gamma=2.0) | {"metrics": {"reports/metrics/adversarial.json": {"validation": {"accuracy": 0.99, "pairs": 2000}}}},
         run("g9", 0.87, semisupervised__g=0.9),
         default,
     ]
@@ -57,13 +57,14 @@ def test_each_run_lands_in_the_rows_of_the_one_knob_it_moves_and_the_default_in_
     assert lo < 0.50 < hi and hi - lo == pytest.approx(0.062, abs=0.002)  # Wilson 95% on 1000 pairs
 
 
-def test_choices_pick_the_best_score_and_say_whether_the_default_holds():
-    # Prepare
-    table = tuning_table([run("t4", 0.90, 0.50, adversarial__threshold=4), run("t8", 0.86, 0.70, adversarial__threshold=8),
-                          run("default", 0.88, 0.60)], DEFAULTS)
+def test_choices_move_a_default_only_when_the_best_score_beats_it_by_more_than_its_interval():
+    # Prepare: threshold 8 beats the default by 4 points, beta 12 by 0.5 (the default's half-width is about 1.6)
+    table = tuning_table([run("t4", 0.90, 0.50, adversarial__threshold=4), run("t8", 0.90, 0.70, adversarial__threshold=8),
+                          run("b12", 0.89, 0.61, adversarial__beta=12), run("default", 0.88, 0.60)], DEFAULTS)
     # Execute
     chosen = choices(table).set_index("knob")
     # Assert
-    assert chosen.loc["threshold", "chosen"] == 8 and chosen.loc["threshold", "default"] == 6.0
-    assert not chosen.loc["threshold", "default_is_chosen"] and chosen.loc["beta", "default_is_chosen"]
-    assert chosen.loc["threshold", "settings"] == 3 and chosen.loc["beta", "settings"] == 1
+    assert 0.014 < chosen.loc["threshold", "halfwidth"] < 0.018
+    assert chosen.loc["threshold", "moved"] and chosen.loc["threshold", "chosen"] == 8
+    assert chosen.loc["beta", "best"] == 12 and not chosen.loc["beta", "moved"] and chosen.loc["beta", "chosen"] == 6.0
+    assert chosen.loc["threshold", "settings"] == 3 and chosen.loc["gamma", "settings"] == 1

@@ -5,11 +5,16 @@ validation identities of the training source, never on test pairs (DESIGN.md, co
 its stage. :func:`tuning_table` reads them back (the runs of :func:`benchmark.report.experiments.runs`) and scores
 each on its stage's validation metrics: the verification accuracy of the validation pairs at the threshold
 chosen on them, and, for the adversarial stages, PGD-10's robust accuracy on those pairs at the training budget.
-:func:`choices` picks per knob the setting with the highest score: the validation accuracy, or for an adversarial
-stage the mean of clean and robust validation accuracy (a hardened model is worth what it keeps on both).
+:func:`choices` compares per knob the setting with the highest score (the validation accuracy, or for an adversarial
+stage the mean of clean and robust validation accuracy: a hardened model is worth what it keeps on both) with the
+default, and moves the default only when that best score exceeds the default's by more than the half-width of the
+default score's 95% interval (normal approximation over the validation pairs): a smaller gain is within what
+rerunning the default with another seed or other pairs could give, and chasing it would tune on noise.
 """
 
 from __future__ import annotations
+
+import math
 
 import pandas as pd
 
@@ -22,7 +27,9 @@ KNOBS = {
     "timm_reference": ("backbone",),
 }
 KNOB_COMPANIONS = {"max_epochs": ("patience",)}  # the adversarial stages run every epoch: patience = max_epochs
-COLUMNS = ["stage", "knob", "value", "default", "val_accuracy", "val_robust_accuracy", "val_robust_ci", "score", "name"]
+COLUMNS = ["stage", "knob", "value", "default", "val_accuracy", "val_robust_accuracy", "val_robust_ci", "score",
+           "score_halfwidth", "name"]
+Z95 = 1.959964
 
 
 def tuning_table(found: list[dict], defaults: dict) -> pd.DataFrame:
@@ -41,30 +48,36 @@ def tuning_table(found: list[dict], defaults: dict) -> pd.DataFrame:
                 if validation is None or (stage == "adversarial" and "robust_accuracy" not in validation):
                     continue  # not run, or run before the adversarial stages scored robustness on validation pairs
                 robust = validation.get("robust_accuracy")
-                score = validation["accuracy"] if robust is None else (validation["accuracy"] + robust["value"]) / 2
+                rates = [(validation["accuracy"], validation["pairs"])] + ([] if robust is None else [(robust["value"], robust["n"])])
+                score = sum(p for p, _ in rates) / len(rates)
+                halfwidth = Z95 * math.sqrt(sum(p * (1 - p) / n for p, n in rates)) / len(rates)
                 value = run["params"][stage][knob]
                 rows.setdefault((stage, knob, _order(value)), {
                     "stage": stage, "knob": knob, "value": value, "default": value == defaults[stage][knob],
                     "val_accuracy": validation["accuracy"],
                     "val_robust_accuracy": None if robust is None else robust["value"],
                     "val_robust_ci": None if robust is None else _wilson(robust),
-                    "score": score, "name": run["name"],
+                    "score": score, "score_halfwidth": halfwidth, "name": run["name"],
                 })
     return pd.DataFrame([rows[key] for key in sorted(rows)], columns=COLUMNS)
 
 
 def choices(table: pd.DataFrame) -> pd.DataFrame:
-    """Per (stage, knob) of :func:`tuning_table`: the default, the setting with the highest score (the first in the
-    table's order on a tie), both scores, the number of settings tried and whether the default is the choice."""
+    """Per (stage, knob) of :func:`tuning_table`: the number of settings tried, the default and its score, the best
+    setting (the first in the table's order on a tie) and its score, and the choice: the best setting if its score
+    beats the default's by more than the default's ``score_halfwidth`` (``moved`` True), else the default. Knobs
+    whose default did not run are left out."""
     rows = []
     for (stage, knob), group in table.groupby(["stage", "knob"], sort=False):
-        best = group.loc[group["score"].idxmax()]
         default = group[group["default"]]
+        if default.empty:
+            continue
+        best, default = group.loc[group["score"].idxmax()], default.iloc[0]
+        moved = best["score"] - default["score"] > default["score_halfwidth"]
         rows.append({
-            "stage": stage, "knob": knob, "settings": len(group), "chosen": best["value"], "chosen_score": best["score"],
-            "default": default["value"].iloc[0] if len(default) else None,
-            "default_score": default["score"].iloc[0] if len(default) else None,
-            "default_is_chosen": bool(len(default)) and bool(best["default"]),
+            "stage": stage, "knob": knob, "settings": len(group), "default": default["value"],
+            "default_score": default["score"], "halfwidth": default["score_halfwidth"], "best": best["value"],
+            "best_score": best["score"], "moved": bool(moved), "chosen": best["value"] if moved else default["value"],
         })
     return pd.DataFrame(rows)
 
