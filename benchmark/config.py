@@ -213,13 +213,13 @@ class RobustnessConfig:
     """
 
     attacks: tuple[str, ...] = field(default=SWEEP_ATTACKS, metadata={"choices": ATTACK_NAMES})
-    pairs: int = _num(32, 2, 100_000)
+    pairs: int = _num(16, 2, 100_000)
     headline_pairs: int = _num(256, 2, 100_000)
     worst_case_attacks: tuple[str, ...] = field(
         default=("apgd", "square"), metadata={"choices": tuple(a for a in ATTACK_NAMES if a not in L2_ATTACK_NAMES)})
     square_queries: int = _num(100, 1, 100_000)
     steps: int = _num(10, 1, 1000)
-    cw_search_steps: int = _num(4, 1, 20)
+    cw_search_steps: int = _num(2, 1, 20)
     binary_steps: int = _num(3, 0, 20)
     batch_size: int = _num(128, 1, 4096)
     l2_scale: float = _num(0.25, 0.0, 10.0, "(]")
@@ -310,7 +310,7 @@ class AdversarialTrainingConfig(SupervisedConfig):
     patience: int = _num(10, 1, 1000)
     eps: float = _num(4 / 255, 0.0, 1.0, "(]")
     attack_steps: int = _num(3, 1, 100)
-    validation_attack_pairs: int = _num(1000, 2, 100_000)
+    validation_attack_pairs: int = _num(500, 2, 100_000)
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,7 @@ def test_training_stage_writes_metrics_contract_and_a_loadable_model(tiny, name)
     assert (root / f"r/plots/{name}_curves.json").is_file()
     if name in ("adversarial", "pgd_at", "trades"):  # scored on validation pairs after training, for make tune
         robust = metrics["validation"]["robust_accuracy"]
-        assert robust["n"] == min(1000, metrics["validation"]["pairs"]) and 0 <= robust["value"] <= 1
+        assert robust["n"] == min(params.adversarial.validation_attack_pairs, metrics["validation"]["pairs"]) and 0 <= robust["value"] <= 1
     if name in ("pgd_at", "trades"):
         assert metrics["adversarial_fraction"] == 1.0 and metrics["switches"] == 0
         assert not (root / f"r/plots/{name}_gate.json").exists()
