@@ -17,8 +17,11 @@ from __future__ import annotations
 import math
 
 import pandas as pd
+from scipy.stats import norm
 
-from benchmark.evaluation.intervals import wilson
+from benchmark.evaluation.intervals import CONFIDENCE, wilson
+
+Z = norm.ppf(0.5 + CONFIDENCE / 2)  # the normal quantile of the intervals' confidence, 1.96 at 95%
 
 # The knobs the sweep turns: {stage: (knob, ...)}; a knob's setting may move companions (KNOB_COMPANIONS) with it.
 KNOBS = {
@@ -29,7 +32,6 @@ KNOBS = {
 KNOB_COMPANIONS = {"max_epochs": ("patience",)}  # the adversarial stages run every epoch: patience = max_epochs
 COLUMNS = ["stage", "knob", "value", "default", "val_accuracy", "val_robust_accuracy", "val_robust_ci", "score",
            "score_halfwidth", "name"]
-Z95 = 1.959964
 
 
 def tuning_table(found: list[dict], defaults: dict) -> pd.DataFrame:
@@ -50,7 +52,7 @@ def tuning_table(found: list[dict], defaults: dict) -> pd.DataFrame:
                 robust = validation.get("robust_accuracy")
                 rates = [(validation["accuracy"], validation["pairs"])] + ([] if robust is None else [(robust["value"], robust["n"])])
                 score = sum(p for p, _ in rates) / len(rates)
-                halfwidth = Z95 * math.sqrt(sum(p * (1 - p) / n for p, n in rates)) / len(rates)
+                halfwidth = Z * math.sqrt(sum(p * (1 - p) / n for p, n in rates)) / len(rates)
                 value = run["params"][stage][knob]
                 rows.setdefault((stage, knob, _order(value)), {
                     "stage": stage, "knob": knob, "value": value, "default": value == defaults[stage][knob],
