@@ -40,7 +40,7 @@ from benchmark.models.heads import Head
 from benchmark.train.common import BatchStream, IdentityClasses, TrainConfig, ValPairs, load_batch, val_pair_accuracy
 from benchmark.train.gate import PerformanceGate
 from benchmark.train.hardening import HardeningTerm, other_identities
-from benchmark.train.loop import ACCURACY, StepFn, _device, _known_val, _mean, _val_slices, fit
+from benchmark.train.loop import ACCURACY, StepFn, fit, labelled_mask, model_device, val_slices, weighted_mean
 from benchmark.train.trades import kl_objective, trades_loss
 
 
@@ -70,8 +70,8 @@ class AdversarialBatches:
         self.eps, self.attack_steps, self.val_pairs = float(eps), int(attack_steps), val_pairs
         self.classes = IdentityClasses(labels[train])
         self.classes.check(head.num_classes)
-        self.val = val[_known_val(self.classes, labels, val)]
-        self.device = _device(model)
+        self.val = val[labelled_mask(self.classes, labels, val)]
+        self.device = model_device(model)
         torch.manual_seed(cfg.seed)
         self.rng = np.random.default_rng(cfg.seed)
         self.stream = BatchStream(train, cfg.batch_size, self.rng)
@@ -98,14 +98,14 @@ class AdversarialBatches:
         validation images of training identities, with the head's margin; with ``val_pairs`` also the clean
         verification accuracy on them (``val_accuracy``)."""
         clean, adv = [], []
-        for part in _val_slices(len(self.val)):
+        for part in val_slices(len(self.val)):
             idx = self.val[part]
             x = load_batch(self.images, idx, self.device)
             y = self.classes.targets(self.labels[idx], self.device)
             x_adv = self.attack(x, classification(self.logits, y), seed=self.cfg.seed)
             clean.append((F.cross_entropy(self.head(self.model(x), y), y).item(), len(idx)))
             adv.append((F.cross_entropy(self.head(self.model(x_adv), y), y).item(), len(idx)))
-        out = {"loss_a": _mean(clean), "loss_adv": _mean(adv)}
+        out = {"loss_a": weighted_mean(clean), "loss_adv": weighted_mean(adv)}
         if self.val_pairs is not None:
             out[ACCURACY] = val_pair_accuracy(self.model, self.val_pairs)[0]
         return out

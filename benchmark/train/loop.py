@@ -174,15 +174,17 @@ def _param_groups(modules: list[nn.Module], body: nn.Module | None, cfg: TrainCo
     return [g for g in groups if g["params"]]
 
 
-def _device(model: nn.Module) -> torch.device:
+def model_device(model: nn.Module) -> torch.device:
+    """The device of the model's (first) parameters."""
     return next(model.parameters()).device
 
 
-def _val_slices(n: int, size: int = 256) -> list[slice]:
+def val_slices(n: int, size: int = 256) -> list[slice]:
+    """Consecutive slices of at most ``size`` covering ``n`` validation images."""
     return [slice(i, i + size) for i in range(0, n, size)]
 
 
-def _known_val(classes: IdentityClasses, labels: np.ndarray, val: np.ndarray) -> np.ndarray:
+def labelled_mask(classes: IdentityClasses, labels: np.ndarray, val: np.ndarray) -> np.ndarray:
     """Mask of the validation images whose identity has a class; the plateau rule needs at least one."""
     known = classes.known(labels[val])
     if not known.any():
@@ -193,7 +195,8 @@ def _known_val(classes: IdentityClasses, labels: np.ndarray, val: np.ndarray) ->
     return known
 
 
-def _mean(pairs: list[tuple[float, int]]) -> float:
+def weighted_mean(pairs: list[tuple[float, int]]) -> float:
+    """Mean of (value, count) pairs weighted by count; NaN for no count."""
     total = sum(n for _, n in pairs)
     return sum(v * n for v, n in pairs) / total if total else float("nan")
 
@@ -224,8 +227,8 @@ def train_supervised(
     """
     classes = IdentityClasses(labels[train])
     classes.check(head.num_classes)
-    val = val[_known_val(classes, labels, val)]
-    device = _device(model)
+    val = val[labelled_mask(classes, labels, val)]
+    device = model_device(model)
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     stream = BatchStream(train, cfg.batch_size, rng)
@@ -238,13 +241,13 @@ def train_supervised(
 
     def validate() -> dict[str, float]:
         out = []
-        for part in _val_slices(len(val)):
+        for part in val_slices(len(val)):
             idx = val[part]
             y = classes.targets(labels[idx], device)
             out.append((F.cross_entropy(head(model(load_batch(images, idx, device)), y), y).item(), len(idx)))
         if val_pairs is None:
-            return {"loss_a": _mean(out)}
-        return {"loss_a": _mean(out), ACCURACY: val_pair_accuracy(model, val_pairs)[0]}
+            return {"loss_a": weighted_mean(out)}
+        return {"loss_a": weighted_mean(out), ACCURACY: val_pair_accuracy(model, val_pairs)[0]}
 
     steps = -(-(epoch_images or len(train)) // cfg.batch_size)
     tracked = ("loss_a",) if val_pairs is None else (ACCURACY,)
@@ -279,8 +282,8 @@ def train_semisupervised(
     classes.check(head.num_classes)
     if len(unlabelled) == 0:
         unlabelled = labelled
-    known_val = _known_val(classes, labels, val)
-    device = _device(model)
+    known_val = labelled_mask(classes, labels, val)
+    device = model_device(model)
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     lab, unl = BatchStream(labelled, cfg.batch_size, rng), BatchStream(unlabelled, cfg.batch_size, rng)
@@ -309,7 +312,7 @@ def train_semisupervised(
 
     def validate() -> dict[str, float]:
         sums: dict[str, list[tuple[float, int]]] = {}
-        for part in _val_slices(len(val)):
+        for part in val_slices(len(val)):
             idx, known = val[part], known_val[part]
             x = load_batch(images, idx, device)
             downs = model.encode(x)
@@ -321,7 +324,7 @@ def train_semisupervised(
                 y = classes.targets(labels[idx[known]], device)
                 loss_a = F.cross_entropy(head(model.embedding(downs[2][torch.from_numpy(known)]), y), y)
                 sums.setdefault("loss_a", []).append((loss_a.item(), int(known.sum())))
-        out = {k: _mean(v) for k, v in sums.items()}
+        out = {k: weighted_mean(v) for k, v in sums.items()}
         out["loss"] = cfg.g * out["loss_a"] + (1 - cfg.g) * out["loss_b"]
         for k, v in collapse_stats(model, load_batch(images, val[:256], device)).items():
             collapse.setdefault(k, []).append(v)
