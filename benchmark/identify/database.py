@@ -1,8 +1,9 @@
 """Identity database for 1:N search: SQLite records plus a FAISS index of their embeddings.
 
 Files: ``<path>`` (SQLite) and ``<path>.faiss`` beside it (``faiss.write_index`` of the index
-:mod:`benchmark.identify.index` chooses by gallery size: exact below 50,000 templates, an inverted file
-above; inner product = cosine on L2-normalized vectors; FAISS ids are the SQLite row ids).
+:mod:`benchmark.identify.index` chooses by gallery size: exact below 50,000 templates, above an inverted file
+of compact codes whose best candidates are scored exactly; inner product = cosine on L2-normalized vectors;
+FAISS ids are the SQLite row ids).
 
 Records: table ``identities`` (id, name UNIQUE, metadata JSON, enrolled_at ISO-8601 UTC of the latest
 enrolment or update, n_embeddings, embedding float32 BLOB); table ``meta`` (embedding_dim, model_id,
@@ -383,7 +384,7 @@ class IdentityDB:
             conn.execute("UPDATE identities SET metadata = ?, enrolled_at = ?, n_embeddings = ?, embedding = ? "
                          "WHERE id = ?", (meta_json, enrolled_at, count, template, row[0]))
             ids = np.array([row[0]], np.int64)
-            self._index.remove_ids(ids)
+            index.remove(self._index, ids)
             self._index.add_with_ids(np.frombuffer(template, np.float32)[None], ids)
         return int(row[0])
 
@@ -395,7 +396,7 @@ class IdentityDB:
             if row is None:
                 raise IdentityDBError(f"{self.path}: no identity with {column} {identity!r} ({len(self)} enrolled)")
             conn.execute("DELETE FROM identities WHERE id = ?", (row[0],))
-            self._index.remove_ids(np.array([row[0]], np.int64))
+            index.remove(self._index, np.array([row[0]], np.int64))
         return int(row[0])
 
     def search(self, query: np.ndarray, k: int = 1, *, model_id: str) -> list[Match] | list[list[Match]]:
