@@ -44,7 +44,7 @@ label-study: setup
 	for f in $(STUDY_FRACTIONS); do dvc exp run --queue -S data.protocol.label_fraction=$$f supervised semisupervised; done
 	for g in $(STUDY_G); do dvc exp run --queue -S semisupervised.g=$$g semisupervised; done
 	dvc exp run --run-all --jobs 1
-	papermill --log-level WARNING notebooks/label_study.ipynb reports/notebooks/label_study.ipynb -f params.yaml
+	facebench notebook notebooks/label_study.ipynb reports/notebooks/label_study.ipynb
 
 # Hyperparameters chosen on validation identities (issue 13): one DVC experiment per setting, one knob at a time
 # around the defaults (the defaults' own run too), each reproducing only its stage; notebooks/tune.ipynb scores
@@ -65,7 +65,7 @@ tune: repro
 	for g in $(TUNE_G); do dvc exp run --queue -S semisupervised.g=$$g semisupervised; done
 	for b in $(TUNE_BACKBONE); do dvc exp run --queue -S timm_reference.backbone=$$b timm_reference; done
 	dvc exp run --run-all --jobs 1
-	papermill --log-level WARNING notebooks/tune.ipynb reports/notebooks/tune.ipynb -f params.yaml
+	facebench notebook notebooks/tune.ipynb reports/notebooks/tune.ipynb
 
 # Seed runs (issue 13): the workspace's pipeline, then one DVC experiment per training seed that reruns the training
 # stages and evaluate (the data stage reads data.seed, not seed: every run has the same faces and test pairs).

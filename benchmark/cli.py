@@ -20,6 +20,8 @@
                                                 the real-data preset with your training folder and benchmark sets
     facebench preset real_facenet --out FILE --train DIR --benchmark NAME=FORMAT:DIR
                                                 the same, starting from the pretrained FaceNet (160 px box crops)
+    facebench notebook IN OUT [-p NAME VALUE]   run a pipeline notebook (what every DVC stage does) with the
+                                                params.yaml sections it declares, VALUE read as YAML
 
 Every command takes ``--params`` (default params.yaml). Bad input (a params file that is not valid YAML,
 a file that is not a checkpoint, a locked or foreign database, ...) exits with status 2 and a one-line message
@@ -31,6 +33,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+
+import yaml
 
 from benchmark import config
 from benchmark.errors import ConfigError, DataError
@@ -202,6 +206,13 @@ def _seeds(args: argparse.Namespace, params: config.Params) -> None:
     print(f"wrote {out}: {len(table['seeds'])} seeds ({', '.join(map(str, table['seeds']))}) on {table['benchmark']}")
 
 
+def _notebook(args: argparse.Namespace, params: config.Params) -> None:
+    from benchmark import notebook
+
+    overrides = {name: yaml.load(value, Loader=config.ParamsLoader) for name, value in args.p}
+    notebook.run(args.notebook, args.output, config.read_yaml(args.params) or {}, overrides)
+
+
 def _preset(args: argparse.Namespace, params: config.Params) -> None:
     import yaml
 
@@ -247,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         ("perf", _perf, "run the speed benchmarks and write reports/perf.json"),
         ("seeds", _seeds, "collect the runs over training seeds (make seeds) into reports/metrics/seeds.json"),
         ("preset", _preset, "write params.yaml merged with a named preset"),
+        ("notebook", _notebook, "run a pipeline notebook with the params.yaml values it declares"),
     ):
         cmd = sub.add_parser(name, help=help_text)
         cmd.add_argument("--params", default="params.yaml", help="path to params.yaml (default: %(default)s)")
@@ -277,6 +289,10 @@ def main(argv: list[str] | None = None) -> int:
     commands["preset"][1].add_argument("--benchmark", action="append", default=[], metavar="NAME=FORMAT:PATH",
                                        help="add a benchmark set after the preset's (FORMAT folder or lfw_pairs; "
                                             "lfw_pairs may add :PAIRS_FILE); repeatable")
+    commands["notebook"][1].add_argument("notebook", help="the notebook to run, e.g. notebooks/01_data.ipynb")
+    commands["notebook"][1].add_argument("output", help="where the executed copy is written")
+    commands["notebook"][1].add_argument("-p", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                                         help="set a declared parameter (VALUE read as YAML); repeatable")
     args = parser.parse_args(argv)
     try:
         params = config.load(args.params)

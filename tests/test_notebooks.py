@@ -46,7 +46,7 @@ def test_parameters_cell_defaults_equal_params_yaml(path):
 def test_each_stage_runs_its_notebook_and_tracks_its_params(name):
     stage = DVC["stages"][name]
     notebooks = [d for d in stage["deps"] if str(d).startswith("notebooks/")]
-    assert len(notebooks) == 1 and notebooks[0] in stage["cmd"] and "papermill" in stage["cmd"]
+    assert len(notebooks) == 1 and stage["cmd"].startswith(f"facebench notebook {notebooks[0]} ")
     assert "paths" in stage["params"]
     # the data stage draws from data.seed (in its `data` section); every other stage from the training seed
     assert ("data" if name == "data" else "seed") in stage["params"]

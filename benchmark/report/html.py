@@ -4,6 +4,7 @@ script, no network) and the executed notebooks converted to static HTML pages be
 from __future__ import annotations
 
 import base64
+import logging
 import os
 from pathlib import Path
 
@@ -34,10 +35,15 @@ def render_page(context: dict) -> str:
 
 
 def notebook_to_html(notebook: str | os.PathLike) -> str:
-    """An executed notebook as a static HTML page (nbconvert's ``lab`` template, no input prompts hidden)."""
+    """An executed notebook as a static HTML page (nbconvert's ``lab`` template, no input prompts hidden).
+
+    nbconvert's log is kept to errors: it warns about every figure output, whose ``<img>`` its template cannot
+    give an alt text, and gives each a generic one itself; the figures' captions are the notebooks' markdown."""
     import nbconvert
     import nbformat
 
-    exporter = nbconvert.HTMLExporter(template_name="lab")
+    log = logging.getLogger(f"{__name__}.nbconvert")
+    log.setLevel(logging.ERROR)
+    exporter = nbconvert.HTMLExporter(template_name="lab", log=log)
     body, _ = exporter.from_notebook_node(nbformat.read(str(notebook), as_version=4))
     return body
