@@ -55,11 +55,13 @@ def _embedder(model_path: str, params: config.Params):
     validation pairs) and its Embedder, cutting faces the way the model was trained; the Embedder's ``model_id``
     names the architecture, the weights and the crops (:func:`~benchmark.models.checkpoint.model_identity`)."""
     from benchmark.data.dataset import data_geometry
+    from benchmark.device import resolve
     from benchmark.identify.pipeline import Embedder
     from benchmark.models.checkpoint import embed_images, load_model, model_identity
     from benchmark.train.recipe import PRETRAINED_VARIANT, pretrained_variant
 
-    model = pretrained_variant(params) if model_path == PRETRAINED_VARIANT else load_model(model_path)
+    device = resolve(params.device)
+    model = pretrained_variant(params, device) if model_path == PRETRAINED_VARIANT else load_model(model_path).to(device)
     geometry = model.crop_geometry or data_geometry(params.data)
     return model, Embedder(lambda x: embed_images(model, x), model.embedding_dim, model_identity(model, geometry),
                            geometry)

@@ -1,13 +1,18 @@
 """The training and identification stages end to end on a tiny preset, and the enroll/identify CLI."""
 
+import dataclasses
 import json
 import shutil
 
 import cv2
 import numpy as np
 import pytest
+import torch
 
-from benchmark import cli, config
+from benchmark import cli, config, device
+from benchmark.errors import ConfigError
+from benchmark.evaluation import stage as evaluation_stage
+from benchmark.federated import local
 from benchmark.data import stage as data_stage
 from benchmark.data.dataset import load_dataset
 from benchmark.identify import stage as identify_stage
@@ -144,3 +149,49 @@ def test_cli_errors_are_one_line_with_status_2(tiny, tmp_path, capsys):
     bad.write_text("semisupervised:\n  g: 0.4\n")
     assert cli.main(["validate", "--params", str(bad)]) == 2
     assert "'semisupervised.g' = 0.4" in capsys.readouterr().err
+
+
+# A device only these tests ask for: unequal to torch.device("cpu"), yet what is sent there lands on the CPU,
+# so each request is recorded and the stages still run on a machine without CUDA.
+REQUESTED = torch.device("cpu", 0)
+
+
+@pytest.fixture
+def moved(monkeypatch):
+    """The class names of the modules sent to REQUESTED, with every stage's device resolving to it."""
+    names = []
+    original = torch.nn.Module.to
+
+    def to(self, *args, **kwargs):
+        if REQUESTED in args or kwargs.get("device") == REQUESTED:
+            names.append(type(self).__name__)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.Module, "to", to)
+    for module in (train_stage, identify_stage, evaluation_stage, local):
+        monkeypatch.setattr(module, "resolve", lambda name: REQUESTED)
+    return names
+
+
+@pytest.mark.parametrize("name", ["supervised", "semisupervised", "adversarial"])
+def test_training_stages_train_on_the_configured_device(tiny, moved, name):
+    train_stage.run(name, tiny[1])
+    assert moved[0] == "FaceModel" and (name != "semisupervised" or "SemiSupervisedAE" in moved)
+
+
+def test_identification_federated_and_evaluation_put_their_models_on_the_configured_device(tiny, moved):
+    _, params = tiny
+    train_stage.run("supervised", params)  # the model the other stages load
+    identify_stage.run(dataclasses.replace(params, identify=dataclasses.replace(params.identify, model="supervised")))
+    local.new_model(params, load_dataset(params).geometry)
+    evaluation_stage.load_variant(params, "supervised")
+    assert moved.count("FaceModel") == 4
+
+
+def test_cuda_without_a_cuda_device_is_a_one_line_config_error(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match=r"device: cuda, but torch .* sees no CUDA device; use device: auto or "
+                                          r"device: cpu") as err:
+        device.resolve("cuda")
+    assert "\n" not in str(err.value)
+    assert device.resolve("auto") == torch.device("cpu")

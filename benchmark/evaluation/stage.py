@@ -37,6 +37,7 @@ import torch
 
 from benchmark import io
 from benchmark.config import Params
+from benchmark.device import resolve
 from benchmark.data.dataset import BenchmarkSet, load_benchmarks
 from benchmark.evaluation.claims import CLAIMS, decide, fine_tuning_claims
 from benchmark.evaluation.clean import clean_report, roc_rows
@@ -65,18 +66,11 @@ class EvaluateResult:
     findings: list[dict]
 
 
-def device_for(name: str) -> torch.device:
-    """``auto`` -> CUDA when present, else the CPU; ``cpu`` / ``cuda`` as given."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def load_variant(params: Params, variant: str) -> tuple[FaceModel, float]:
     """The variant's model (on ``params.device``, eval mode) and its operating threshold: the accuracy-maximizing
     cosine threshold of its plain embedding on the validation pairs (``meta["validation"]["plain"]``)."""
     path = Path(params.paths.artifacts) / "models" / f"{variant}.pt"
-    device = device_for(params.device)
+    device = resolve(params.device)
     model = pretrained_variant(params, device) if variant == PRETRAINED_VARIANT else load_model(path).to(device)
     try:
         threshold = float(model.meta["validation"]["plain"]["threshold"])

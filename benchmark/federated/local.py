@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from benchmark.config import FederatedConfig, Params
+from benchmark.device import resolve
 from benchmark.evaluation.verification import cosine_scores, verification_report
 from benchmark.models.checkpoint import embed_images
 from benchmark.models.face_model import FaceModel
@@ -89,8 +90,8 @@ def union_images(data: Dataset, images: str) -> np.ndarray:
 
 def new_model(params: Params, geometry: Geometry) -> FaceModel:
     """The shared network with the preset initial parameters (seeded by ``params.seed``, or FaceNet's weights with
-    ``federated.init: facenet_casia``) for crops cut as ``geometry``."""
-    return build_model(params.federated, geometry, params.seed, pretrained_cache(params))
+    ``federated.init: facenet_casia``) for crops cut as ``geometry``, on ``params.device``."""
+    return build_model(params.federated, geometry, params.seed, pretrained_cache(params)).to(resolve(params.device))
 
 
 def new_head(cfg: FederatedConfig, labels: np.ndarray, seed: int) -> Head:

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from benchmark import io
 from benchmark.config import Params
+from benchmark.device import resolve
 from benchmark.data.detect import FaceDetector
 from benchmark.evaluation.calibration import threshold_for_far
 from benchmark.identify.database import IdentityDB
@@ -52,7 +53,11 @@ def run(params: Params) -> IdentificationResult:
     data = load_dataset(params)
     p = data.protocol
     name = params.identify.model
-    model = pretrained_variant(params) if name == PRETRAINED_VARIANT else load_model(artifacts / "models" / f"{name}.pt")
+    device = resolve(params.device)
+    if name == PRETRAINED_VARIANT:
+        model = pretrained_variant(params, device)
+    else:
+        model = load_model(artifacts / "models" / f"{name}.pt").to(device)
     check_crops(model, data.geometry.describe(), "the training source")
     threshold = threshold_for_far(model.meta["validation"], params.identify.far)
     gallery_emb = embed_images(model, data.images[p.gallery])

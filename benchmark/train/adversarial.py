@@ -72,6 +72,7 @@ class AdversarialBatches:
         self.classes.check(head.num_classes)
         self.val = val[labelled_mask(self.classes, labels, val)]
         self.device = model_device(model)
+        head.to(self.device)  # the head trains where the model is
         torch.manual_seed(cfg.seed)
         self.rng = np.random.default_rng(cfg.seed)
         self.stream = BatchStream(train, cfg.batch_size, self.rng)

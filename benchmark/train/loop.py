@@ -229,6 +229,7 @@ def train_supervised(
     classes.check(head.num_classes)
     val = val[labelled_mask(classes, labels, val)]
     device = model_device(model)
+    head.to(device)  # the head trains where the model is
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     stream = BatchStream(train, cfg.batch_size, rng)
@@ -284,6 +285,7 @@ def train_semisupervised(
         unlabelled = labelled
     known_val = labelled_mask(classes, labels, val)
     device = model_device(model)
+    head.to(device)  # the head trains where the model is
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     lab, unl = BatchStream(labelled, cfg.batch_size, rng), BatchStream(unlabelled, cfg.batch_size, rng)

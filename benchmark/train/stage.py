@@ -43,6 +43,7 @@ from benchmark.config import (
     TradesConfig,
     as_dict,
 )
+from benchmark.device import resolve
 from benchmark.data.dataset import Dataset, load_dataset
 from benchmark.data.protocol import Protocol
 from benchmark.evaluation.robustness_runner import pgd_robust_accuracy
@@ -81,7 +82,8 @@ def run(stage: str, params: Params, data: Dataset | None = None) -> TrainResult:
     data = data or load_dataset(params)
     p, seed = data.protocol, params.seed
     torch.manual_seed(seed)
-    model = build_model(cfg, data.geometry, seed, pretrained_cache(params))
+    device = resolve(params.device)
+    model = build_model(cfg, data.geometry, seed, pretrained_cache(params)).to(device)
     semi = isinstance(cfg, SemiSupervisedConfig)
     train_idx = p.labelled if semi else training_images(cfg, p)
     head = create_head(cfg.head, embedding_dim=cfg.embedding_dim, num_classes=len(np.unique(data.labels[train_idx])), seed=seed)
@@ -89,7 +91,7 @@ def run(stage: str, params: Params, data: Dataset | None = None) -> TrainResult:
     pairs = val_pairs(data)
     if semi:
         history = train_semisupervised(
-            SemiSupervisedAE(model), head, data.images, data.labels, p.labelled, p.unlabelled, p.val, loop_cfg,
+            SemiSupervisedAE(model).to(device), head, data.images, data.labels, p.labelled, p.unlabelled, p.val, loop_cfg,
             val_pairs=pairs,
         )
     elif isinstance(cfg, AdversarialTrainingConfig):
