@@ -80,9 +80,11 @@ def _validation_threshold(model, model_path: str, far: float) -> float:
 def _people(folder: str, embedder, params: config.Params) -> tuple[list, object]:
     """(name, embeddings, metadata) of every person in ``folder`` (one sub-folder each) and the loaded FaceSet."""
     from benchmark.data.folder import load_folder
+    from benchmark.data.stage import detect_workers
 
     faces = load_folder(folder, embedder.geometry, detect=params.data.detect,
-                        min_confidence=params.data.min_face_confidence)
+                        min_confidence=params.data.min_face_confidence,
+                        workers=detect_workers(params.data.detect_workers))
     emb = embedder.embed(faces.images)
     people = [(name, emb[faces.labels == i], {"images": int((faces.labels == i).sum())})
               for i, name in enumerate(faces.identities)]

@@ -114,6 +114,7 @@ class DataConfig:
     box_margin: int = _num(32, 0, 256)
     detect: str = _choice("auto", "auto", "always", "never")
     min_face_confidence: float = _num(0.9, 0.0, 1.0)
+    detect_workers: int = _num(0, 0, 256)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
     eigenfaces: EigenfacesConfig = field(default_factory=EigenfacesConfig)

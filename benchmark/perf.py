@@ -29,7 +29,11 @@ Writes ``<reports>/perf.json``: ``{"machine": ..., "figures": {name: {"value", "
 * ``pretrained_embed_vs_bare``: images/s of the suite's embedding (:func:`~benchmark.models.checkpoint.
   embed_images`) of 64 faces at 160 px with the converted FaceNet, reference = facenet-pytorch's bare forward
   of the same network on the same faces as tensors (:mod:`benchmark.models.throughput`; target ratio >= 0.9).
-  The faces are the data stage's test faces, resized to 160 px when the data stage cut another size.
+  The faces are the data stage's test faces, resized to 160 px when the data stage cut another size;
+* ``detect_images_per_second``: photos/s the data stage detects and aligns with 2 worker processes, reference =
+  one worker (``ratio`` = the speedup), on the first 200 photos of the training folder (``data.source: folder``)
+  or else of the first benchmark set with a folder (:mod:`benchmark.data.throughput`); null with a note when
+  params name no photo folder (the synthetic default alone).
 """
 
 from __future__ import annotations
@@ -47,6 +51,8 @@ import torch
 from benchmark import io
 from benchmark.attacks.throughput import FaceLogits, attack_vs_torchattacks
 from benchmark.config import Params
+from benchmark.data.align import Geometry
+from benchmark.data.throughput import detect_throughput
 from benchmark.federated import local
 from benchmark.federated import stage as federated_stage
 from benchmark.federated.throughput import encrypt_throughput, he_vs_training
@@ -68,6 +74,24 @@ FAISS_1M_TARGET_QPS = 2000.0
 
 def figure(value: float, unit: str, reference: float) -> dict:
     return {"value": value, "unit": unit, "reference": reference, "ratio": value / reference}
+
+
+def detection_folder(params: Params) -> str | None:
+    """The photo folder ``detect_images_per_second`` runs on (module docstring), or None."""
+    if params.data.source == "folder":
+        return params.data.path
+    return next((b.path for b in params.data.benchmarks if b.format != "split"), None)
+
+
+def detection_figure(params: Params, geometry: Geometry) -> dict:
+    """``detect_images_per_second`` (module docstring)."""
+    folder = detection_folder(params)
+    if folder is None:
+        return {"value": None, "unit": "images/s", "reference": None, "ratio": None,
+                "note": "no photo folder in params: data.source folder, or a benchmark set with a folder"}
+    found = detect_throughput(folder, geometry, workers=2)
+    return {**figure(found["images_per_second"], "images/s", found["one_worker_images_per_second"]),
+            "workers": found["workers"], "images": found["images"], "folder": folder}
 
 
 def federated_metrics(params: Params) -> dict:
@@ -117,6 +141,7 @@ def run(params: Params) -> dict:
             "he_round_vs_local_train": figure(he["he_seconds"], "s/round", he["train_seconds"]),
             "pretrained_embed_vs_bare": figure(embed["suite_images_per_second"], "images/s",
                                                embed["bare_images_per_second"]),
+            "detect_images_per_second": detection_figure(params, data.geometry),
         },
     }
     io.write_json(Path(params.paths.reports) / "perf.json", out)

@@ -375,3 +375,24 @@ def test_photos_are_cropped_or_listed(detector):
         assert found and found[0].confidence > 0.95, source
         x1, y1, x2, y2 = found[0].box
         assert x2 - x1 > 112 / 2, source  # the face fills the crop
+
+
+def test_two_detection_workers_give_the_one_worker_result_and_fill_one_cache(real_data_dir, tmp_path):
+    # Prepare: real photos (detected at full size) and a real face-crop set (small images: enlarged and padded)
+
+    folder = real_data_dir / "photos"
+    # Execute
+    with DetectionCache(tmp_path / "one.sqlite") as cache:
+        one = load_folder(folder, 112, cache=cache)
+    with DetectionCache(tmp_path / "two.sqlite") as cache:
+        two = load_folder(folder, 112, cache=cache, workers=2)
+        cached = len(cache)
+    # Assert: the same crops, detections, order and unusable files; every image detected went into the cache
+    assert np.array_equal(one.images, two.images) and np.array_equal(one.labels, two.labels)
+    assert one.sources == two.sources and one.unusable == two.unusable and one.identities == two.identities
+    assert cached == len(one.sources) + sum("no face" in u.reason for u in one.unusable) > 0
+
+
+def test_workers_must_be_a_positive_integer():
+    with pytest.raises(ValueError, match="workers must be an integer >= 1, got 0"):
+        load_folder("anywhere", 112, workers=0)

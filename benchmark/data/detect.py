@@ -71,6 +71,10 @@ class FaceDetector:
         self.num_threads = int(num_threads)
         self._net = None
 
+    def __getstate__(self) -> dict:
+        """A copy for another process (a detection worker) builds its own MTCNN on first use."""
+        return {**self.__dict__, "_net": None}
+
     @property
     def settings(self) -> str:
         """What decides the detections of an image besides its bytes (a detection cache's key part);

@@ -61,6 +61,10 @@ class DetectionCache:
         with self._db:
             self._db.execute("INSERT OR REPLACE INTO detections VALUES (?, ?)", (key, json.dumps(faces)))
 
+    def __getstate__(self) -> dict:
+        """A copy for another process (a detection worker) opens its own connection."""
+        return {"path": self.path, "_conn": None}
+
     def __len__(self) -> int:
         return self._db.execute("SELECT COUNT(*) FROM detections").fetchone()[0]
 

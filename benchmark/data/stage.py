@@ -21,6 +21,7 @@ content (:class:`~benchmark.data.detection_cache.DetectionCache`), so a sweep of
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,11 +42,16 @@ from benchmark.evaluation.verification import cosine_scores, verification_report
 from benchmark.models.eigenfaces import Eigenfaces
 
 
+def detect_workers(setting: int) -> int:
+    """``data.detect_workers``: as given, or 0 -> one per CPU core this process may use."""
+    return setting or len(os.sched_getaffinity(0))
+
+
 def preparer(params: Params) -> FacePreparer:
     """Detection and cropping settings of the data stage, with the detection cache under ``<artifacts>/cache``."""
     cache = DetectionCache(Path(params.paths.artifacts) / "cache" / "detections.sqlite")
     return FacePreparer(data_geometry(params.data), params.data.detect, min_confidence=params.data.min_face_confidence,
-                        cache=cache)
+                        cache=cache, workers=detect_workers(params.data.detect_workers))
 
 
 @dataclass
@@ -80,7 +86,8 @@ def run(params: Params) -> DataResult:
         identity_params = synthetic.identities(seed, cfg.synthetic.identities)
     else:
         prep = preparer(params)
-        faces = load_folder(cfg.path, prep.geometry, detect=prep.mode, detector=prep.detector, cache=prep.cache)
+        faces = load_folder(cfg.path, prep.geometry, detect=prep.mode, detector=prep.detector, cache=prep.cache,
+                            workers=prep.workers)
     proto = protocol_mod.build(faces, cfg.protocol, seed)
     sets, unusable = {}, {}
     for k, b in enumerate(cfg.benchmarks):
