@@ -51,6 +51,7 @@ class SyntheticConfig:
     images_per_identity: int = _num(12, 1, 1000)
     video_frames: int = _num(16, 4, 1000)
     difficulty: float = _num(0.7, 0.0, 3.0)
+    spoiled_share: float = _num(0.5, 0.0, 1.0)
 
 
 @dataclass(frozen=True)

@@ -168,7 +168,9 @@ def test_rank1_by_choice_counts_only_mated_videos():
     # Execute
     result = evidence.rank1_by_choice(frames, np.array([0, 1, 2]), gallery, gallery_labels, choices)
     # Assert
+    correct = result.pop("correct")
     assert result == {"selected": 1.0, "worst": 0.0, "videos": 2}
+    assert correct["selected"].tolist() == [True, True] and correct["worst"].tolist() == [False, False]
 
 
 def test_search_throughput_small_gallery():

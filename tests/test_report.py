@@ -320,3 +320,17 @@ def test_report_page_loads_in_headless_chromium(tmp_path):
     assert seen["image_widths"] and all(w > 0 for w in seen["image_widths"]), seen["image_widths"]
     assert seen["console_errors"] == []
     assert shot.stat().st_size > 10_000
+
+
+def test_frame_selection_sentence_gives_every_choice_the_interval_and_the_verdict():
+    from benchmark.report.findings import frame_selection
+
+    metrics = {"closed_set_videos": 79, "spoiled_share": 0.5, "rank1_selected_frame": 0.62, "rank1_random_frame": 0.49,
+               "rank1_worst_frame": 0.24, "rank1_best_frame_oracle": 0.63, "selection_p_value": 0.004,
+               "selection_difference": {"difference": 0.13, "ci": [0.05, 0.21], "a_only": 14, "b_only": 4}}
+    (line,) = frame_selection(metrics)
+    assert "79 videos" in line and "50% of the frames spoiled" in line and "62.0%" in line and "49.0%" in line
+    assert "+13.0 points [+5.0, +21.0]" in line and "p = 0.004" in line and line.endswith("a difference shown.")
+    metrics["selection_difference"]["ci"] = [-0.01, 0.2]
+    assert frame_selection(metrics)[0].endswith("not shown.")
+    assert frame_selection({"probes": 40}) == [] and frame_selection(None) == []

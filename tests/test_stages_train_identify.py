@@ -92,6 +92,11 @@ def test_identification_stage_reports_frame_choices(tiny):
     protocol = load_dataset(params)
     assert metrics["gallery_size"] == len(np.unique(protocol.labels[protocol.protocol.gallery]))
     assert result.measured.shape == result.truth.shape == (metrics["videos"], 5)
+    # 5 frames a video, round(0.5 * 5) = 2 spoiled; the paired test is on the closed-set videos
+    assert metrics["spoiled_share"] == pytest.approx(0.4) and 0 <= metrics["selection_p_value"] <= 1
+    diff = metrics["selection_difference"]
+    assert diff["difference"] == pytest.approx(metrics["rank1_selected_frame"] - metrics["rank1_random_frame"])
+    assert diff["ci"][0] <= diff["difference"] <= diff["ci"][1] and metrics["closed_set_videos"] <= metrics["videos"]
 
 
 def test_identification_without_videos_identifies_the_probe_stills(tiny, tmp_path):

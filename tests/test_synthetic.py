@@ -3,6 +3,7 @@
 from dataclasses import replace
 
 import numpy as np
+import pytest
 
 from benchmark.data import synthetic, synthetic_video
 
@@ -57,6 +58,13 @@ def test_videos_carry_per_frame_quality_and_defects():
     videos = synthetic_video.generate(0, ids, np.array([1]), frames=10, size=32, difficulty=0.7, progress=False)
     assert videos.frames.shape == (1, 10, 32, 32, 3)
     defect, quality = videos.defect[0], videos.quality[0]
-    assert (defect > 0).sum() == 4  # 40% of the frames are spoiled
+    assert (defect > 0).sum() == 5  # half the frames are spoiled by default
     assert quality[defect > 0].max() < quality[defect == 0].min()
     assert ((quality >= 0) & (quality <= 1)).all()
+
+
+@pytest.mark.parametrize("share, spoiled", [(0.0, 0), (0.5, 4), (1.0, 8)])
+def test_spoiled_share_sets_how_many_frames_of_each_video_are_spoiled(share, spoiled):
+    params = synthetic.identities(0, 2)
+    videos = synthetic_video.generate(0, params, np.array([0, 1]), 8, 32, 0.7, spoiled_share=share, progress=False)
+    assert ((videos.defect > 0).sum(axis=1) == spoiled).all()

@@ -99,7 +99,8 @@ def run(params: Params) -> DataResult:
     if identity_params is not None:
         test_ids = np.unique(faces.labels[proto.test])
         videos = synthetic_video.generate(
-            seed, identity_params, test_ids, cfg.synthetic.video_frames, cfg.image_size, cfg.synthetic.difficulty
+            seed, identity_params, test_ids, cfg.synthetic.video_frames, cfg.image_size, cfg.synthetic.difficulty,
+            cfg.synthetic.spoiled_share
         )
 
     eig = Eigenfaces(cfg.eigenfaces.components, seed).fit(faces.images[proto.train])

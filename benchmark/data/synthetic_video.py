@@ -41,12 +41,13 @@ class VideoSet:
 
 
 def render_video(
-    identity: np.ndarray, rng: np.random.Generator, frames: int, size: int, difficulty: float, bad_share: float = 0.4
+    identity: np.ndarray, rng: np.random.Generator, frames: int, size: int, difficulty: float, spoiled_share: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One video: frames uint8 (T, size, size, 3), quality (T,), defect codes (T,)."""
+    """One video: frames uint8 (T, size, size, 3), quality (T,), defect codes (T,); round(spoiled_share * T)
+    frames spoiled, the defects taking turns."""
     base = replace(sample_nuisance(rng, 0.5 * difficulty), glasses=False, mask=False, fringe=False)
     phase = rng.uniform(0, 2 * math.pi)
-    bad = rng.choice(frames, size=round(bad_share * frames), replace=False)
+    bad = rng.choice(frames, size=round(spoiled_share * frames), replace=False)
     defects = np.zeros(frames, np.int64)
     defects[bad] = 1 + rng.permutation(np.arange(len(bad)) % (len(DEFECTS) - 1))
     out, quality = [], np.zeros(frames, np.float32)
@@ -78,12 +79,16 @@ def render_video(
 
 
 def generate(
-    seed: int, params: np.ndarray, labels: np.ndarray, frames: int, size: int, difficulty: float, progress: bool = True
+    seed: int, params: np.ndarray, labels: np.ndarray, frames: int, size: int, difficulty: float,
+    spoiled_share: float = 0.5, progress: bool = True
 ) -> VideoSet:
-    """One video for each identity label in ``labels`` (rows of ``params`` are identity vectors)."""
+    """One video for each identity label in ``labels`` (rows of ``params`` are identity vectors), with
+    ``spoiled_share`` of each video's frames spoiled (default 0.5: a random frame is spoiled half the time, the
+    situation frame selection is for)."""
     clips, quality, defects = [], [], []
     for label in tqdm(labels, desc="synthetic videos", unit="video", disable=not progress):
-        f, q, d = render_video(params[label], identity_rng(seed, int(label), stream=VIDEO_STREAM), frames, size, difficulty)
+        f, q, d = render_video(params[label], identity_rng(seed, int(label), stream=VIDEO_STREAM), frames, size, difficulty,
+                               spoiled_share)
         clips.append(f)
         quality.append(q)
         defects.append(d)

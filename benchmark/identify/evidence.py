@@ -7,7 +7,8 @@ Pure functions for the identification notebook (issue 4, ``reports/metrics/ident
   :mod:`benchmark.data.synthetic_video`, pooled over every frame and averaged within videos;
 * :func:`frame_choices`: per video, the selected frame (best passing), a random frame (seeded)
   and the worst frame by ground truth, plus the best by ground truth (an oracle upper bound);
-* :func:`rank1_by_choice`: closed-set rank-1 identification with each choice of frame.
+* :func:`rank1_by_choice`: closed-set rank-1 identification with each choice of frame, and each video's outcome
+  (for a paired test between two choices on the same videos).
 
 Shapes: V videos of T frames; ``measured``, ``truth`` and ``passed`` are (V, T).
 """
@@ -66,7 +67,8 @@ def rank1_by_choice(frame_embeddings: np.ndarray, video_labels: np.ndarray, gall
 
     frame_embeddings (V, T, D); video_labels (V,); gallery_embeddings (G, D); gallery_labels (G,);
     choices: name -> frame index (V,) (e.g. from :func:`frame_choices`). Only videos whose identity
-    is in the gallery count (closed set); returns {name: rank-1, ..., "videos": how many counted}.
+    is in the gallery count (closed set); returns {name: rank-1, ..., "videos": how many counted,
+    "correct": {name: bool (videos,), each counted video's top match right or not}}.
     """
     frame_embeddings = np.asarray(frame_embeddings)
     video_labels = np.asarray(video_labels)
@@ -77,10 +79,12 @@ def rank1_by_choice(frame_embeddings: np.ndarray, video_labels: np.ndarray, gall
     if not mated.any():
         raise ValueError("no video's identity is in the gallery: closed-set rank-1 is undefined")
     rows = np.flatnonzero(mated)
-    out = {}
+    out, correct = {}, {}
     for name, index in choices.items():
         probes = frame_embeddings[rows, np.asarray(index)[rows]]
         sim = similarity_matrix(probes, gallery_embeddings)
         out[name] = rank_k_accuracy(sim, video_labels[rows], np.asarray(gallery_labels), 1)
+        correct[name] = np.asarray(gallery_labels)[sim.argmax(axis=1)] == video_labels[rows]
     out["videos"] = int(len(rows))
+    out["correct"] = correct
     return out

@@ -5,7 +5,9 @@ identity record per known test identity) in an :class:`~benchmark.identify.datab
 score every video frame's quality, and compare rank-1 with the selected frame, a random frame and the worst frame;
 the open-set threshold is the model's threshold at ``identify.far`` on the training source's validation pairs (never
 the test pairs). Writes ``<reports>/metrics/identification.json`` (``rank1_selected_frame``, ``rank1_random_frame``,
-``rank1_worst_frame``, ``quality_spearman``, ``gallery_size``, ``model`` and the open-set figures).
+``rank1_worst_frame``, ``quality_spearman``, ``gallery_size``, ``model`` and the open-set figures), and the paired
+test of the selected frame against a random one on the same videos: ``selection_p_value`` (McNemar's exact test)
+and ``selection_difference`` (rank-1 difference with its 95% bootstrap interval over videos).
 
 A data set without videos (a folder of faces, LFW) is identified from its probe still images instead: the
 same database and threshold, ``videos`` 0, ``probes`` and the open-set figures only.
@@ -25,6 +27,7 @@ from benchmark.device import resolve
 from benchmark.data.detect import FaceDetector
 from benchmark.evaluation.calibration import threshold_for_far
 from benchmark.identify.database import IdentityDB
+from benchmark.evaluation.paired import paired_difference
 from benchmark.identify.evidence import frame_choices, quality_spearman, rank1_by_choice
 from benchmark.identify.quality import failed_checks, score_frames
 from benchmark.models.checkpoint import embed_images, load_model, model_identity
@@ -103,7 +106,7 @@ def _videos(params: Params, video_file: Path, model, model_id: str, db: Identity
             gallery_labels: np.ndarray, threshold: float) -> IdentificationResult:
     """Score every frame's quality, compare the frame choices' rank-1, and identify each video's selected frame."""
     with np.load(video_file) as v:
-        frames, video_labels, truth = v["frames"], v["labels"], v["quality"]
+        frames, video_labels, truth, defect = v["frames"], v["labels"], v["quality"], v["defect"]
     cfg = params.identify.quality
     detector = None if cfg.assume_cropped else FaceDetector(min_confidence=cfg.min_confidence)
     measured = np.zeros(truth.shape)
@@ -114,6 +117,7 @@ def _videos(params: Params, video_file: Path, model, model_id: str, db: Identity
     choices, no_pass = frame_choices(measured, passed, truth, params.seed)
     frame_emb = embed_images(model, frames.reshape(-1, *frames.shape[2:])).reshape(*frames.shape[:2], -1)
     rank1 = rank1_by_choice(frame_emb, video_labels, gallery_emb, gallery_labels, choices)
+    selection = paired_difference(rank1["correct"]["selected"], rank1["correct"]["random"], seed=params.seed)
     selected = frame_emb[np.arange(len(frames)), choices["selected"]]
     answers = [db.identify(e, threshold, model_id=model_id) for e in selected]
     spearman = quality_spearman(measured, truth)
@@ -122,6 +126,10 @@ def _videos(params: Params, video_file: Path, model, model_id: str, db: Identity
         "rank1_random_frame": rank1["random"],
         "rank1_worst_frame": rank1["worst"],
         "rank1_best_frame_oracle": rank1["best"],
+        "selection_p_value": selection["p_value"],
+        "selection_difference": {k: selection[k] for k in ("difference", "ci", "a_only", "b_only")},
+        "closed_set_videos": rank1["videos"],
+        "spoiled_share": float(np.mean(defect > 0)),
         "quality_spearman": spearman["pooled"],
         "quality_spearman_within_video": spearman["within_video"],
         "videos": int(len(frames)),

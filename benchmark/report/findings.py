@@ -62,6 +62,24 @@ def semisupervised(stages: dict, decided: list[dict] | None, benchmark: str) -> 
     return out
 
 
+def frame_selection(identification: dict | None) -> list[str]:
+    """The identification stage's question: does the quality-checked frame identify better than a random one?
+    (``reports/metrics/identification.json``; nothing when the stage identified still images, not videos.)"""
+    if not identification or "selection_difference" not in identification:
+        return []
+    d, p = identification["selection_difference"], identification["selection_p_value"]
+    lo, hi = d["ci"]
+    shown = "shown" if lo > 0 or hi < 0 else "not shown"
+    return [f"Frame selection on {identification['closed_set_videos']} videos of enrolled people "
+            f"({100 * identification['spoiled_share']:.0f}% of the frames spoiled): rank-1 "
+            f"{100 * identification['rank1_selected_frame']:.1f}% with the selected frame, "
+            f"{100 * identification['rank1_random_frame']:.1f}% with a random one, "
+            f"{100 * identification['rank1_worst_frame']:.1f}% with the worst and "
+            f"{100 * identification['rank1_best_frame_oracle']:.1f}% with the best by ground truth; selected − random "
+            f"= {100 * d['difference']:+.1f} points [{100 * lo:+.1f}, {100 * hi:+.1f}] (paired bootstrap over videos, "
+            f"95%; McNemar p = {p:.2g}): a difference {shown}."]
+
+
 def hardened(evaluation: dict, stages: dict, decided: list[dict] | None, benchmark: str) -> list[str]:
     """Patent CN116665282A: the gated hardened model against static PGD-AT, TRADES and the clean model, with
     clean, PGD and worst-case robust accuracy on ``benchmark``, its claims, and its training time against PGD-AT's."""

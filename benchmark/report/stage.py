@@ -71,7 +71,8 @@ LIMITS = (
 @dataclass
 class Inputs:
     """The metrics the report reads; any of them may be missing (an empty dict / None). ``data`` is the data
-    stage's ``data.json``, ``seeds`` the seed table of ``make seeds`` (``seeds.json``)."""
+    stage's ``data.json``, ``seeds`` the seed table of ``make seeds`` (``seeds.json``), ``identification`` the
+    identification stage's ``identification.json``."""
 
     evaluation: dict
     stages: dict[str, dict]
@@ -82,6 +83,7 @@ class Inputs:
     comparisons: dict | None = None
     findings: list[dict] | None = None
     seeds: dict | None = None
+    identification: dict | None = None
 
 
 def _read_json(path: Path) -> dict | None:
@@ -98,7 +100,7 @@ def read_inputs(params: Params) -> Inputs:
     return Inputs(_read_json(metrics / "evaluation.json") or {}, stages, _read_json(metrics / "federated.json"), manifest,
                   _read_json(metrics / "data.json"), _read_json(metrics / "evaluate_run.json"),
                   _read_json(metrics / "comparisons.json"), _read_json(metrics / "findings.json"),
-                  _read_json(metrics / "seeds.json"))
+                  _read_json(metrics / "seeds.json"), _read_json(metrics / "identification.json"))
 
 
 def data_section(manifest: dict, data: dict | None) -> tuple[list[str], list[dict]]:
@@ -120,7 +122,8 @@ def build_sections(inputs: Inputs, figures_dir: Path) -> list[dict]:
     data_paragraphs, data_tables = data_section(inputs.manifest, inputs.data)
     text = {
         "data": data_paragraphs,
-        "semisupervised": findings.semisupervised(inputs.stages, inputs.findings, headline),
+        "semisupervised": [*findings.semisupervised(inputs.stages, inputs.findings, headline),
+                           *findings.frame_selection(inputs.identification)],
         "hardened": findings.hardened(inputs.evaluation, inputs.stages, inputs.findings, headline),
         "federated": findings.federated(inputs.federated, inputs.findings, headline),
         "evaluation": [*findings.robustness(inputs.evaluation, headline),
