@@ -61,7 +61,10 @@ def _embedder(model_path: str, params: config.Params):
     from benchmark.train.recipe import PRETRAINED_VARIANT, pretrained_variant
 
     device = resolve(params.device)
-    model = pretrained_variant(params, device) if model_path == PRETRAINED_VARIANT else load_model(model_path).to(device)
+    if model_path == PRETRAINED_VARIANT:
+        model = pretrained_variant(params, device)
+    else:
+        model = load_model(model_path).to(device)
     geometry = model.crop_geometry or data_geometry(params.data)
     return model, Embedder(lambda x: embed_images(model, x), model.embedding_dim, model_identity(model, geometry),
                            geometry)

@@ -70,7 +70,8 @@ def build(cfg: BenchmarkConfig, key: str, train: FaceSet, proto: Protocol, geome
         return split_set(cfg.name, train, proto, geometry), []
     check_path(cfg, key)
     root = Path(cfg.path)
-    kwargs = {"detect": preparer.mode, "detector": preparer.detector, "cache": preparer.cache, "workers": preparer.workers}
+    kwargs = {"detect": preparer.mode, "detector": preparer.detector, "cache": preparer.cache,
+              "workers": preparer.workers}
     try:
         if cfg.format == "folder":
             faces = load_folder(root, preparer.geometry, **kwargs)

@@ -87,8 +87,8 @@ def generate(
     situation frame selection is for)."""
     clips, quality, defects = [], [], []
     for label in tqdm(labels, desc="synthetic videos", unit="video", disable=not progress):
-        f, q, d = render_video(params[label], identity_rng(seed, int(label), stream=VIDEO_STREAM), frames, size, difficulty,
-                               spoiled_share)
+        rng = identity_rng(seed, int(label), stream=VIDEO_STREAM)
+        f, q, d = render_video(params[label], rng, frames, size, difficulty, spoiled_share)
         clips.append(f)
         quality.append(q)
         defects.append(d)
