@@ -74,3 +74,11 @@ def test_data_notebook_runs_on_tiny_preset(tmp_path):
     executed = json.loads(out.read_text())
     images = [o for c in executed["cells"] for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
     assert len(images) == 4
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_cell_has_an_id(path):
+    # nbformat 4.5 cells carry ids; a missing one makes nbformat warn on the console of every run
+    cells = json.loads(path.read_text())["cells"]
+    ids = [c.get("id") for c in cells]
+    assert None not in ids and len(set(ids)) == len(ids)
