@@ -65,6 +65,11 @@ def rank_k_accuracy(sim: np.ndarray, probe_labels: np.ndarray, gallery_labels: n
     Every probe identity must be in the gallery (ValueError otherwise). k >= 1; with k at least the
     number of gallery identities every probe counts as correct.
     """
+    return float(np.mean(rank_k_hits(sim, probe_labels, gallery_labels, k)))
+
+
+def rank_k_hits(sim: np.ndarray, probe_labels: np.ndarray, gallery_labels: np.ndarray, k: int = 1) -> np.ndarray:
+    """Each probe's rank-k outcome, bool (P,), as :func:`rank_k_accuracy` counts it (its mean)."""
     sim, probe_labels, gallery_labels = _check(sim, probe_labels, gallery_labels)
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"k must be an integer >= 1, got {k!r}")
@@ -73,7 +78,7 @@ def rank_k_accuracy(sim: np.ndarray, probe_labels: np.ndarray, gallery_labels: n
         raise ValueError(f"closed-set identification needs every probe identity in the gallery; "
                          f"{int(missing.sum())} probes are not, e.g. {np.unique(probe_labels[missing])[:5].tolist()}")
     rank, _ = _true_rank(sim, probe_labels, gallery_labels)
-    return float(np.mean(rank <= k))
+    return rank <= k
 
 
 def dir_at_fpir(sim: np.ndarray, probe_labels: np.ndarray, gallery_labels: np.ndarray, fpir: float) -> dict:

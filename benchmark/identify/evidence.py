@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import spearmanr
 
-from benchmark.evaluation.identification import rank_k_accuracy, similarity_matrix
+from benchmark.evaluation.identification import rank_k_hits, similarity_matrix
 
 
 def _check_grid(**arrays: np.ndarray) -> tuple[int, int]:
@@ -83,8 +83,8 @@ def rank1_by_choice(frame_embeddings: np.ndarray, video_labels: np.ndarray, gall
     for name, index in choices.items():
         probes = frame_embeddings[rows, np.asarray(index)[rows]]
         sim = similarity_matrix(probes, gallery_embeddings)
-        out[name] = rank_k_accuracy(sim, video_labels[rows], np.asarray(gallery_labels), 1)
-        correct[name] = np.asarray(gallery_labels)[sim.argmax(axis=1)] == video_labels[rows]
+        correct[name] = rank_k_hits(sim, video_labels[rows], np.asarray(gallery_labels), 1)
+        out[name] = float(correct[name].mean())
     out["videos"] = int(len(rows))
     out["correct"] = correct
     return out

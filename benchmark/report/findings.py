@@ -12,6 +12,7 @@ name it.
 
 from __future__ import annotations
 
+from benchmark.evaluation.paired import verdict
 from benchmark.evaluation.robustness_runner import HEADLINE_ATTACK, HEADLINE_EPS, WORST_CASE
 
 MASKING_GAP = 0.05  # a worst case this far below PGD's robust accuracy flags gradient masking
@@ -69,7 +70,7 @@ def frame_selection(identification: dict | None) -> list[str]:
         return []
     d, p = identification["selection_difference"], identification["selection_p_value"]
     lo, hi = d["ci"]
-    shown = "shown" if lo > 0 or hi < 0 else "not shown"
+    shown = "not shown" if verdict(d["ci"]) == "not shown" else "shown"
     return [f"Frame selection on {identification['closed_set_videos']} videos of enrolled people "
             f"({100 * identification['spoiled_share']:.0f}% of the frames spoiled): rank-1 "
             f"{100 * identification['rank1_selected_frame']:.1f}% with the selected frame, "
