@@ -2,6 +2,9 @@
 
     facebench validate                          check params.yaml and print the resolved config
     facebench data                              run the data stage without its notebook
+    facebench train STAGE                       run a training stage without its notebook; under
+                                                ``torchrun --nproc_per_node N --no-python facebench train STAGE``
+                                                data-parallel over N processes (DDP), process 0 writes
     facebench enroll --model M --db D --folder F [--skip-existing]
                                                 enrol one identity per sub-folder of F (a name already enrolled is
                                                 an error, or skipped with --skip-existing)
@@ -48,6 +51,22 @@ def _data(args: argparse.Namespace, params: config.Params) -> None:
     from benchmark.data import stage
 
     print(json.dumps(stage.run(params).metrics, indent=2))
+
+
+def _train(args: argparse.Namespace, params: config.Params) -> None:
+    from benchmark.device import resolve
+    from benchmark.train import distributed, stage
+
+    if args.stage not in stage.STAGES:
+        raise ConfigError(f"unknown training stage '{args.stage}'; choose one of: {', '.join(stage.STAGES)}")
+    distributed.start(resolve(params.device))
+    try:
+        result = stage.run(args.stage, params)
+        main = distributed.is_main()
+    finally:
+        distributed.stop()
+    if main:
+        print(json.dumps(result.metrics, indent=2))
 
 
 def _embedder(model_path: str, params: config.Params):
@@ -259,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, func, help_text in (
         ("validate", _validate, "check params.yaml and print the resolved config"),
         ("data", _data, "run the data stage without its notebook"),
+        ("train", _train, "run a training stage without its notebook; data-parallel when launched by torchrun"),
         ("enroll", _enroll, "enrol one identity per sub-folder of a folder of face images"),
         ("identify", _identify, "identify the person in a face video or a still photo"),
         ("db", _db, "list, show, remove or update the people enrolled in an identity database"),
@@ -296,6 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     commands["preset"][1].add_argument("--benchmark", action="append", default=[], metavar="NAME=FORMAT:PATH",
                                        help="add a benchmark set after the preset's (FORMAT folder or lfw_pairs; "
                                             "lfw_pairs may add :PAIRS_FILE); repeatable")
+    commands["train"][1].add_argument("stage", help="the training stage, e.g. supervised (a section of params.yaml)")
     commands["notebook"][1].add_argument("notebook", help="the notebook to run, e.g. notebooks/01_data.ipynb")
     commands["notebook"][1].add_argument("output", help="where the executed copy is written")
     commands["notebook"][1].add_argument("-p", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),

@@ -145,7 +145,10 @@ class SupervisedConfig:
     ``init``: ``scratch`` (seeded random weights) or ``facenet_casia`` (fine-tune the pretrained FaceNet:
     ``backbone: facenet_casia``, ``embedding_dim: 512``, faces cut as FaceNet's geometry). A fine-tuned stage
     starts its keep-best from the pretrained weights (epoch 0); ``head_epochs`` first train the fresh head alone
-    on the frozen body, and ``head_lr`` (0 = ``lr``) is the head's learning rate (benchmark/train/common.py)."""
+    on the frozen body, and ``head_lr`` (0 = ``lr``) is the head's learning rate (benchmark/train/common.py).
+    ``precision``: fp32, or mixed precision (autocast) in bf16 or fp16 (fp16 with a gradient scaler, CUDA only);
+    ``channels_last``: the network's weights and activations in NHWC memory order (faster convolutions on
+    tensor-core GPUs)."""
 
     init: str = _choice("scratch", "scratch", "facenet_casia")
     backbone: str = _choice("ae_encoder", *BACKBONE_NAMES)
@@ -163,6 +166,8 @@ class SupervisedConfig:
     augment: str = _choice("standard", "standard", "flip", "none")
     head_epochs: int = _num(0, 0, 1000)
     head_lr: float = _num(0.0, 0.0, 10.0)
+    precision: str = _choice("fp32", "fp32", "bf16", "fp16")
+    channels_last: bool = False
 
     def __post_init__(self) -> None:
         check_init(self)

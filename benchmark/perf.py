@@ -33,7 +33,10 @@ Writes ``<reports>/perf.json``: ``{"machine": ..., "figures": {name: {"value", "
 * ``detect_images_per_second``: photos/s the data stage detects and aligns with 2 worker processes, reference =
   one worker (``ratio`` = the speedup), on the first 200 photos of the training folder (``data.source: folder``)
   or else of the first benchmark set with a folder (:mod:`benchmark.data.throughput`); null with a note when
-  params name no photo folder (the synthetic default alone).
+  params name no photo folder (the synthetic default alone);
+* ``ddp_2proc_matches_single``: the largest absolute difference between the weights a 2-process ``torchrun``
+  (DDP, gloo) trains and those one process trains on the same global batches (supervised stage, tiny synthetic
+  workspace), reference = how far training moved the weights from their start (:mod:`benchmark.train.ddp_check`).
 """
 
 from __future__ import annotations
@@ -64,6 +67,7 @@ from benchmark.models.pretrained import pretrained_face_model
 from benchmark.models.throughput import embed_vs_bare
 from benchmark.models.registry import create_head
 from benchmark.train.bare import throughput_ratio
+from benchmark.train.ddp_check import weight_difference
 from benchmark.data.dataset import load_dataset
 from benchmark.train.recipe import build_model, pretrained_cache
 
@@ -92,6 +96,14 @@ def detection_figure(params: Params, geometry: Geometry) -> dict:
     found = detect_throughput(folder, geometry, workers=2)
     return {**figure(found["images_per_second"], "images/s", found["one_worker_images_per_second"]),
             "workers": found["workers"], "images": found["images"], "folder": folder}
+
+
+def ddp_figure() -> dict:
+    """``ddp_2proc_matches_single`` (module docstring)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        found = weight_difference(Path(tmp))
+    return {**figure(found["max_abs_difference"], "max |weight difference|", found["trained_distance"]),
+            "processes": found["processes"], "stage": found["stage"]}
 
 
 def federated_metrics(params: Params) -> dict:
@@ -142,6 +154,7 @@ def run(params: Params) -> dict:
             "pretrained_embed_vs_bare": figure(embed["suite_images_per_second"], "images/s",
                                                embed["bare_images_per_second"]),
             "detect_images_per_second": detection_figure(params, data.geometry),
+            "ddp_2proc_matches_single": ddp_figure(),
         },
     }
     io.write_json(Path(params.paths.reports) / "perf.json", out)

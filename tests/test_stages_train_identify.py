@@ -200,3 +200,24 @@ def test_cuda_without_a_cuda_device_is_a_one_line_config_error(monkeypatch):
         device.resolve("cuda")
     assert "\n" not in str(err.value)
     assert device.resolve("auto") == torch.device("cpu")
+
+
+def with_section(params, name, **changes):
+    return dataclasses.replace(params, **{name: dataclasses.replace(getattr(params, name), **changes)})
+
+
+@pytest.mark.parametrize("name", ["supervised", "semisupervised"])
+def test_a_stage_trains_in_bf16_autocast_with_channels_last_weights(tiny, name):
+    _, params = tiny
+    result = train_stage.run(name, with_section(params, name, precision="bf16", channels_last=True))
+    conv = next(m for m in result.model.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last) and conv.weight.dtype == torch.float32
+    assert all(np.isfinite(result.history["curves"]["loss_a"]["train"]))
+    assert 0.0 <= result.metrics["verification"]["accuracy_mean"] <= 1.0
+
+
+def test_fp16_on_the_cpu_is_a_one_line_config_error(tiny):
+    _, params = tiny
+    with pytest.raises(ConfigError, match="precision: fp16 needs a CUDA device .* use precision: bf16 or fp32") as err:
+        train_stage.run("supervised", with_section(params, "supervised", precision="fp16", max_epochs=1))
+    assert "\n" not in str(err.value)

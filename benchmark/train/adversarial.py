@@ -37,6 +37,7 @@ from benchmark.attacks import create_attack
 from benchmark.attacks.objectives import Objective, classification
 from benchmark.models.face_model import FaceModel
 from benchmark.models.heads import Head
+from benchmark.train import distributed
 from benchmark.train.common import BatchStream, IdentityClasses, TrainConfig, ValPairs, load_batch, val_pair_accuracy
 from benchmark.train.gate import PerformanceGate
 from benchmark.train.hardening import HardeningTerm, other_identities
@@ -78,19 +79,20 @@ class AdversarialBatches:
         self.stream = BatchStream(train, cfg.batch_size, self.rng)
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """A source batch: images (B, 3, H, W) in [0, 1] (augmented as ``cfg.augment``), labels (B,)."""
+        """A source batch: images (B, 3, H, W) in [0, 1] (augmented as ``cfg.augment``), labels (B,); this
+        process's share of it under torchrun (:func:`~benchmark.train.distributed.shard`)."""
         idx = self.stream.next()
         x = load_batch(self.images, idx, self.device, self.cfg.augment, self.rng)
-        return x, self.classes.targets(self.labels[idx], self.device)
+        return distributed.shard(x), distributed.shard(self.classes.targets(self.labels[idx], self.device))
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Identity logits without margin, (N, C): what the attacks and the consistency term see."""
         return self.head.logits(self.model(x))
 
     def attack(self, x: torch.Tensor, objective: Objective, seed: int | None = None) -> torch.Tensor:
-        """PGD-``attack_steps`` in the eps ball; the random start is seeded from the run's generator
-        unless ``seed`` is given."""
-        seed = int(self.rng.integers(2**31)) if seed is None else seed
+        """PGD-``attack_steps`` in the eps ball; the random start is seeded from the run's generator (plus the
+        process's rank under torchrun, so the processes' shares start apart) unless ``seed`` is given."""
+        seed = int(self.rng.integers(2**31)) + distributed.rank() if seed is None else seed
         attack = create_attack("pgd_linf", eps=self.eps, steps=self.attack_steps, random_start=True, seed=seed)
         return attack(self.model, x, objective)
 
@@ -196,13 +198,13 @@ def train_hardened(
         raise ValueError(f"train_hardened needs a fresh gate, got one with {gate.steps} recorded steps")
     b = AdversarialBatches(model, head, images, labels, train, val, cfg, eps, attack_steps, val_pairs)
     targets_gen = torch.Generator().manual_seed(cfg.seed)
-    half = cfg.batch_size // 2
+    half = cfg.batch_size // distributed.world_size() // 2  # of this process's share
 
     def step() -> tuple[torch.Tensor, dict[str, float]]:
         x, y = b.next()
         if not gate.on:
             loss = F.cross_entropy(head(model(x), y), y)
-            gate.update(loss.item())
+            gate.update(distributed.mean(loss.item()))
             zero = {"term": 0.0, "consistency": 0.0, "target_margin": 0.0, "on": 0.0}
             return loss, {"loss": loss.item(), "loss_a": loss.item(), **zero}
         t = other_identities(y[half:], head.num_classes, targets_gen)
@@ -212,7 +214,7 @@ def train_hardened(
         loss_a = F.cross_entropy(head(e_src, y), y)
         reg, parts = term(head.logits(e_src[:half]), head.logits(e_adv[:half]), e_adv[half:], head.weight, y[half:], t)
         loss = F.cross_entropy(head(e_adv, y), y) + reg
-        gate.update(loss_a.item())
+        gate.update(distributed.mean(loss_a.item()))
         return loss, {"loss": loss.item(), "loss_a": loss_a.item(), "term": reg.item(), **parts, "on": 1.0}
 
     history = _fit(b, step, _steps(train, cfg, epoch_images), "hardened")

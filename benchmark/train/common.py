@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from benchmark.device import PRECISIONS
 from benchmark.evaluation.verification import best_threshold, cosine_scores
 from benchmark.models.autoencoder import check_g
 from benchmark.models.checkpoint import embed_images
@@ -55,6 +56,8 @@ class TrainConfig:
                   mode, then the whole network trains: linear probing, then fine-tuning (Kumar et al., ICLR
                   2022), so a fresh head's random gradients do not distort the pretrained features.
     head_lr:      when fine-tuning, the head's learning rate (the body's is ``lr``); 0 = ``lr``.
+    precision:    "fp32", or mixed precision: the training steps run under autocast in "bf16" or "fp16" (with a
+                  gradient scaler; CUDA only); validation stays in fp32.
     seed:         seeds sampling, augmentation and torch's RNG.
     threads:      torch.set_num_threads for the run; 0 leaves the current setting.
     progress:     show a tqdm bar (one tick per epoch, losses in its postfix).
@@ -74,6 +77,7 @@ class TrainConfig:
     fine_tune: bool = False
     head_epochs: int = 0
     head_lr: float = 0.0
+    precision: str = "fp32"
     seed: int = 0
     threads: int = 0
     progress: bool = True
@@ -97,6 +101,8 @@ class TrainConfig:
             raise ValueError(f"head_epochs must be in [0, max_epochs = {self.max_epochs}), got {self.head_epochs}")
         if self.augment not in AUGMENTATIONS:
             raise ValueError(f"augment {self.augment!r} not allowed; choose from {AUGMENTATIONS}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision {self.precision!r} not allowed; choose from {tuple(PRECISIONS)}")
         check_g(self.g)
 
 

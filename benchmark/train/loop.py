@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from benchmark.device import PRECISIONS
 from benchmark.models.autoencoder import SemiSupervisedAE, collapse_stats, combine
 from benchmark.models.face_model import FaceModel
 from benchmark.models.heads import Head
@@ -54,6 +55,7 @@ from benchmark.train.common import (
     make_schedule,
     val_pair_accuracy,
 )
+from benchmark.train import distributed
 from benchmark.train.convergence import all_converged
 
 StepFn = Callable[[], tuple[torch.Tensor, dict[str, float]]]
@@ -91,6 +93,8 @@ def fit(
         raise ValueError(f"{desc}: fine-tuning needs the pretrained body among the modules (fit's body)")
     body = body if cfg.fine_tune else None
     opt = make_optimizer(_param_groups(modules, body, cfg), cfg)
+    device_type = model_device(modules[0]).type
+    scaler = torch.amp.GradScaler(device_type, enabled=cfg.precision == "fp16")
     schedule = make_schedule(opt, cfg, steps_per_epoch)
     curves: dict[str, dict[str, list[float]]] = {}
     converged: dict[str, int | None] = {name: None for name in tracked}
@@ -104,46 +108,50 @@ def fit(
         if start_accuracy is not None:
             best_epoch, best_accuracy = 0, start_accuracy
             snapshot = [copy.deepcopy(m.state_dict()) for m in modules]
-    bar = tqdm(total=cfg.max_epochs, desc=desc, unit="epoch", disable=not cfg.progress)
-    while epoch < cfg.max_epochs and not all(converged.values()):
-        epoch += 1
-        for m in modules:
-            m.train()
-        if body is not None:
-            frozen = epoch <= cfg.head_epochs
-            body.requires_grad_(not frozen)
-            body.train(not frozen)
-        sums: dict[str, float] = {}
-        tick = time.perf_counter()
-        for _ in range(steps_per_epoch):
-            loss, logged = step()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            schedule.step()
-            for k, v in logged.items():
-                sums[k] = sums.get(k, 0.0) + v
-        train_seconds += time.perf_counter() - tick
-        for m in modules:
-            m.eval()
-        with torch.no_grad():
-            val = validate()
-        for k in {**sums, **val}:
-            curve = curves.setdefault(k, {"train": [], "val": []})
-            if k in sums:
-                curve["train"].append(sums[k] / steps_per_epoch)
-            if k in val:
-                curve["val"].append(val[k])
-        if val.get(ACCURACY, float("nan")) > best_accuracy:
-            best_epoch, best_accuracy = epoch, val[ACCURACY]
-            if keep_best:
-                snapshot = [copy.deepcopy(m.state_dict()) for m in modules]
-        converged = all_converged(
-            {k: curves[k]["val"] for k in tracked}, cfg.patience, cfg.min_delta, maximize=(ACCURACY,)
-        )
-        shown = tracked + ((ACCURACY,) if ACCURACY in val and ACCURACY not in tracked else ())
-        bar.update(1)
-        bar.set_postfix({k: "/".join(f"{c[-1]:.3f}" for c in curves[k].values() if c) for k in shown})
+    bar = tqdm(total=cfg.max_epochs, desc=desc, unit="epoch", disable=not cfg.progress or not distributed.is_main())
+    with distributed.data_parallel(modules, find_unused=body is not None) as run_step:
+        while epoch < cfg.max_epochs and not all(converged.values()):
+            epoch += 1
+            for m in modules:
+                m.train()
+            if body is not None:
+                frozen = epoch <= cfg.head_epochs
+                body.requires_grad_(not frozen)
+                body.train(not frozen)
+            sums: dict[str, float] = {}
+            tick = time.perf_counter()
+            for _ in range(steps_per_epoch):
+                with torch.autocast(device_type, PRECISIONS[cfg.precision], enabled=cfg.precision != "fp32"):
+                    loss, logged = run_step(step)
+                opt.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
+                schedule.step()
+                for k, v in logged.items():
+                    sums[k] = sums.get(k, 0.0) + v
+            train_seconds += time.perf_counter() - tick
+            sums = distributed.means(sums)
+            for m in modules:
+                m.eval()
+            with torch.no_grad():
+                val = validate()
+            for k in {**sums, **val}:
+                curve = curves.setdefault(k, {"train": [], "val": []})
+                if k in sums:
+                    curve["train"].append(sums[k] / steps_per_epoch)
+                if k in val:
+                    curve["val"].append(val[k])
+            if val.get(ACCURACY, float("nan")) > best_accuracy:
+                best_epoch, best_accuracy = epoch, val[ACCURACY]
+                if keep_best:
+                    snapshot = [copy.deepcopy(m.state_dict()) for m in modules]
+            converged = all_converged(
+                {k: curves[k]["val"] for k in tracked}, cfg.patience, cfg.min_delta, maximize=(ACCURACY,)
+            )
+            shown = tracked + ((ACCURACY,) if ACCURACY in val and ACCURACY not in tracked else ())
+            bar.update(1)
+            bar.set_postfix({k: "/".join(f"{c[-1]:.3f}" for c in curves[k].values() if c) for k in shown})
     bar.close()
     if snapshot is not None:
         for m, state in zip(modules, snapshot):
@@ -236,8 +244,9 @@ def train_supervised(
 
     def step() -> tuple[torch.Tensor, dict[str, float]]:
         idx = stream.next()
-        y = classes.targets(labels[idx], device)
-        loss = F.cross_entropy(head(model(load_batch(images, idx, device, cfg.augment, rng)), y), y)
+        y = distributed.shard(classes.targets(labels[idx], device))
+        x = distributed.shard(load_batch(images, idx, device, cfg.augment, rng))
+        loss = F.cross_entropy(head(model(x), y), y)
         return loss, {"loss_a": loss.item()}
 
     def validate() -> dict[str, float]:
@@ -294,12 +303,13 @@ def train_semisupervised(
 
     def step() -> tuple[torch.Tensor, dict[str, float]]:
         il, iu = lab.next(), unl.next()
-        downs = model.encode(
-            torch.cat([load_batch(images, il, device, cfg.augment, rng), load_batch(images, iu, device, cfg.augment, rng)])
-        )
-        y = classes.targets(labels[il], device)
-        loss_a = F.cross_entropy(head(model.embedding(downs[2][:n]), y), y)
-        parts = model.skip_losses(tuple(d[n:] for d in downs))
+        xl = distributed.shard(load_batch(images, il, device, cfg.augment, rng))
+        xu = distributed.shard(load_batch(images, iu, device, cfg.augment, rng))
+        downs = model.encode(torch.cat([xl, xu]))
+        y = distributed.shard(classes.targets(labels[il], device))
+        k = len(xl)  # this process's labelled images (n in one process)
+        loss_a = F.cross_entropy(head(model.embedding(downs[2][:k]), y), y)
+        parts = model.skip_losses(tuple(d[k:] for d in downs))
         loss_b = parts[0] + parts[1] + parts[2]
         loss = combine(loss_a, loss_b, cfg.g)
         logged = {

@@ -17,6 +17,9 @@ training source's test pairs, and writes (atomically):
   ``start_val_accuracy`` (the pretrained start's validation accuracy; None from scratch), ``images_per_second``;
 * ``<reports>/plots/<stage>_curves.json``: per-epoch train/val losses (for ``dvc plots``).
 
+Launched by ``torchrun`` (``facebench train STAGE``), the stage trains data-parallel over the processes
+(:mod:`benchmark.train.distributed`) and process 0 writes the same files.
+
 The adversarial stages add to ``validation`` the ``robust_accuracy`` of PGD-10 at their training budget on
 ``validation_attack_pairs`` validation pairs (what ``make tune`` chooses their hyperparameters on), and
 ``adversarial_fraction`` (share of steps with the term on / adversarial
@@ -43,7 +46,7 @@ from benchmark.config import (
     TradesConfig,
     as_dict,
 )
-from benchmark.device import resolve
+from benchmark.device import check_precision, resolve
 from benchmark.data.dataset import Dataset, load_dataset
 from benchmark.data.protocol import Protocol
 from benchmark.evaluation.robustness_runner import pgd_robust_accuracy
@@ -53,6 +56,7 @@ from benchmark.models.checkpoint import embed_images, save_model
 from benchmark.models.face_model import FaceModel
 from benchmark.models.registry import create_head
 from benchmark.models.heads import Head
+from benchmark.train import distributed
 from benchmark.train.adversarial import train_hardened, train_pgd_at, train_trades
 from benchmark.train.common import TrainConfig, ValPairs
 from benchmark.train.gate import PerformanceGate
@@ -83,7 +87,8 @@ def run(stage: str, params: Params, data: Dataset | None = None) -> TrainResult:
     p, seed = data.protocol, params.seed
     torch.manual_seed(seed)
     device = resolve(params.device)
-    model = build_model(cfg, data.geometry, seed, pretrained_cache(params)).to(device)
+    check_precision(cfg.precision, device)
+    model = place(build_model(cfg, data.geometry, seed, pretrained_cache(params)), device, cfg.channels_last)
     semi = isinstance(cfg, SemiSupervisedConfig)
     train_idx = p.labelled if semi else training_images(cfg, p)
     head = create_head(cfg.head, embedding_dim=cfg.embedding_dim, num_classes=len(np.unique(data.labels[train_idx])), seed=seed)
@@ -91,7 +96,7 @@ def run(stage: str, params: Params, data: Dataset | None = None) -> TrainResult:
     pairs = val_pairs(data)
     if semi:
         history = train_semisupervised(
-            SemiSupervisedAE(model).to(device), head, data.images, data.labels, p.labelled, p.unlabelled, p.val, loop_cfg,
+            place(SemiSupervisedAE(model), device, cfg.channels_last), head, data.images, data.labels, p.labelled, p.unlabelled, p.val, loop_cfg,
             val_pairs=pairs,
         )
     elif isinstance(cfg, AdversarialTrainingConfig):
@@ -122,21 +127,28 @@ def run(stage: str, params: Params, data: Dataset | None = None) -> TrainResult:
         "unlabelled_images": int(len(p.unlabelled)) if semi else 0,
     }
     artifacts, reports = Path(params.paths.artifacts), Path(params.paths.reports)
+    gate = history.get("gate")
     if isinstance(cfg, AdversarialTrainingConfig):
         metrics["validation"]["robust_accuracy"] = pgd_robust_accuracy(
             model, pairs.images, pairs.pairs, pairs.is_same, validation["plain"]["threshold"], cfg.eps,
             cfg.validation_attack_pairs, seed)
-        gate = history.get("gate")
         metrics["adversarial_fraction"] = round(history["adversarial_fraction"], 4)
         metrics["switches"] = len(gate["switches"]) if gate else 0
+    if distributed.is_main():  # under torchrun every process holds the same model; process 0 writes
         if gate:
             io.write_json(reports / "plots" / f"{stage}_gate.json", gate_rows(gate))
             io.write_json(reports / "plots" / f"{stage}_switches.json", gate["switches"])
-    save_model(model, artifacts / "models" / f"{stage}.pt",
-               {"stage": stage, "config": as_dict(cfg), "seed": seed, **metrics, "validation": validation})
-    io.write_json(reports / "plots" / f"{stage}_curves.json", curve_rows(history))
-    io.write_json(reports / "metrics" / f"{stage}.json", metrics)
+        save_model(model, artifacts / "models" / f"{stage}.pt",
+                   {"stage": stage, "config": as_dict(cfg), "seed": seed, **metrics, "validation": validation})
+        io.write_json(reports / "plots" / f"{stage}_curves.json", curve_rows(history))
+        io.write_json(reports / "metrics" / f"{stage}.json", metrics)
     return TrainResult(model, history, scores, metrics, p)
+
+
+def place(module: torch.nn.Module, device: torch.device, channels_last: bool) -> torch.nn.Module:
+    """``module`` on ``device``, its 4-d weights in channels-last memory order when asked."""
+    module.to(device)
+    return module.to(memory_format=torch.channels_last) if channels_last else module
 
 
 def train_adversarial(cfg: AdversarialTrainingConfig, model: FaceModel, head: Head, data: Dataset,
