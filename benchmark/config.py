@@ -201,6 +201,8 @@ ATTACK_NAMES = ("apgd", "cw_l2", "fgsm", "mifgsm", "pgd_l2", "pgd_linf", "square
 L2_ATTACK_NAMES = ("cw_l2", "pgd_l2")
 SWEEP_ATTACKS = ("cw_l2", "fgsm", "mifgsm", "pgd_l2", "pgd_linf")
 FEDERATED_MODES = ("third_party", "blind", "plaintext", "centralized")
+ENCRYPTED_MODES = ("third_party", "blind")
+MIN_ENCRYPTED_QUORUM = 3  # below it, an institution subtracts its own update from a decrypted sum of two
 # What the stages save as <artifacts>/models/<variant>.pt (= train.stage.STAGES and federated_<mode>; a test checks),
 # and the converted FaceNet as is.
 VARIANT_NAMES = ("supervised", "semisupervised", "timm_reference", "adversarial", "pgd_at", "trades",
@@ -269,7 +271,7 @@ class FederatedConfig:
     aggregation: str = _choice("fedavg", "fedavg", "uniform")
     rounds: int = _num(3, 1, 1000)
     local_epochs: int = _num(3, 1, 1000)
-    min_institutions: int = _num(2, 1, 64)
+    min_institutions: int = _num(3, 1, 64)
     images: str = _choice("all", "all", "labelled")
     augment: str = _choice("flip", "standard", "flip", "none")
     init: str = _choice("scratch", "scratch", "facenet_casia")
@@ -292,6 +294,13 @@ class FederatedConfig:
             raise ConfigError(
                 f"'federated.modes' = {self.modes!r}: {bad[0]!r} is not allowed{_did_you_mean(bad[0], allowed)}; join modes from "
                 f"{', '.join(allowed)} with '-', each once"
+            )
+        encrypted = [m for m in modes if m in ENCRYPTED_MODES]
+        if encrypted and self.min_institutions < MIN_ENCRYPTED_QUORUM:
+            raise ConfigError(
+                f"'federated.min_institutions' = {self.min_institutions} with the encrypted mode(s) {', '.join(encrypted)}: "
+                "an institution that decrypts a sum of two updates and subtracts its own reads the other's; set it to "
+                f"{MIN_ENCRYPTED_QUORUM} or more (or run plaintext and centralized only)"
             )
         try:
             bits = [int(b) for b in self.ckks.coeff_mod_bit_sizes.split("-")]

@@ -1,7 +1,9 @@
 """Flower's deployment mode: a real SuperLink and one SuperNode per institution as separate processes on
-127.0.0.1 run the federation's ServerApp and ClientApps (2 institutions, 1 round, tiny model), then stop."""
+127.0.0.1 run the federation's ServerApp and ClientApps (3 institutions, 1 round, tiny model) over TLS with
+authenticated SuperNodes, refuse a SuperNode whose key was not registered, then stop."""
 
 import json
+import subprocess
 
 import psutil
 import pytest
@@ -9,8 +11,9 @@ import yaml
 
 from benchmark import config
 from benchmark.data import stage as data_stage
-from benchmark.federated import ckks
+from benchmark.federated.credentials import write_credentials
 from benchmark.federated.deployment import LocalDeployment, free_port
+from benchmark.federated.tls import write_tls
 
 
 def test_free_port_is_bindable():
@@ -21,34 +24,55 @@ def test_free_port_is_bindable():
         s.bind(("127.0.0.1", port))
 
 
+def stranger_exit(deployment, tmp_path):
+    """(exit code, log) of a SuperNode whose key was never registered, given 90 s to connect (TLS with the CA)."""
+    key = write_tls(tmp_path / "stranger", 1).node_keys[0][0]
+    log = tmp_path / "stranger.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([deployment.bin["flower-supernode"], "--root-certificates", str(deployment.tls.ca_certificate),
+                                 "--auth-supernode-private-key", str(key), "--superlink", f"127.0.0.1:{deployment.port}",
+                                 "--port", str(free_port()), "--max-retries", "1", "--node-config", "partition-id=0"],
+                                stdout=out, stderr=subprocess.STDOUT, env=deployment.env)
+    try:
+        code = proc.wait(timeout=90)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        code = None
+    return code, log.read_text()
+
+
 @pytest.mark.slow
-def test_blind_federation_runs_on_a_superlink_and_two_supernodes(tmp_path):
+def test_blind_federation_runs_on_a_superlink_and_three_supernodes(tmp_path):
     raw = {
         "paths": {"artifacts": str(tmp_path / "a"), "reports": str(tmp_path / "r")},
         "data": {
             "image_size": 32,
             "synthetic": {"identities": 16, "images_per_identity": 4, "video_frames": 4},
-            "protocol": {"folds": 2, "pairs_per_fold": 10, "institutions": 2},
+            "protocol": {"folds": 2, "pairs_per_fold": 10, "institutions": 3},
         },
-        "federated": {"rounds": 1, "local_epochs": 1, "batch_size": 16, "embedding_dim": 8, "min_institutions": 2},
+        "federated": {"rounds": 1, "local_epochs": 1, "batch_size": 16, "embedding_dim": 8, "min_institutions": 3},
     }
     params = config.build(config.Params, raw)
     data_stage.run(params)
-    params_file, keys, out = tmp_path / "params.yaml", tmp_path / "keys.bin", tmp_path / "history.json"
+    params_file, out = tmp_path / "params.yaml", tmp_path / "history.json"
     params_file.write_text(yaml.safe_dump(config.as_dict(params)))
-    ckks.write_key_pair(str(keys), params.federated.ckks)
-    deployment = LocalDeployment(tmp_path, institutions=2, keys=keys)
+    creds = write_credentials(tmp_path / "credentials", 3, params.federated.ckks)
+    deployment = LocalDeployment(tmp_path, creds, "blind")
     try:
         with deployment:
-            assert len(deployment.processes) == 3 and all(p.poll() is None for p in deployment.processes)
-            deployment.run(params_file, "blind", out, timeout=420)
+            assert len(deployment.processes) == 4 and all(p.poll() is None for p in deployment.processes)
+            deployment.run(params_file, out, timeout=420)
             started = deployment.descendants()
-            assert len(started) >= 5  # SuperLink, 2 SuperNodes and the SuperExecs they started
+            assert len(started) >= 7  # SuperLink, 3 SuperNodes and the SuperExecs they started
+            link = " ".join(deployment.processes[0].args)
+            assert "--ssl-certfile" in link and "--enable-supernode-auth" in link and "--insecure" not in link
+            stranger = stranger_exit(deployment, tmp_path)
     finally:
         deployment.stop()
+    assert stranger[0] not in (None, 0) and "Failed to activate SuperNode" in stranger[1]
     history = json.loads(out.read_text())
     assert history["mode"] == "blind" and history["server_holds_secret_key"] is False
     row = history["rounds"][0]
-    assert sorted(row["accepted"]) == ["institution 0", "institution 1"] and not row["rejected"]
+    assert sorted(row["accepted"]) == ["institution 0", "institution 1", "institution 2"] and not row["rejected"]
     assert 0.0 <= row["accuracy"] <= 1.0 and row["bytes_sent"] > row["bytes_plaintext"] > 0
     assert not [p for p in started if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]  # all stopped

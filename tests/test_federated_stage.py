@@ -19,7 +19,7 @@ TINY_FED = {
     "local_epochs": 1,
     "batch_size": 16,
     "embedding_dim": 16,
-    "min_institutions": 2,
+    "min_institutions": 3,
     "privacy": {"iterations": 30},
 }
 
@@ -32,7 +32,7 @@ def tiny(tmp_path_factory):
         "data": {
             "image_size": 32,
             "synthetic": {"identities": 30, "images_per_identity": 4, "video_frames": 5},
-            "protocol": {"folds": 4, "pairs_per_fold": 10, "institutions": 3},
+            "protocol": {"folds": 4, "pairs_per_fold": 10, "institutions": 4},
         },
         "federated": TINY_FED,
     }
@@ -73,16 +73,16 @@ def truncate_reply(institution: int):
 def test_dropout_mid_round_completes_with_the_quorum(tiny, tmp_path):
     _, params = tiny
     result = stage.run_mode("plaintext", params, tmp_path, progress=False, mods=[drop_out(2, at_round=2)])
-    assert result.rounds[0]["accepted"] == ["institution 0", "institution 1", "institution 2"]
-    assert result.rounds[1]["accepted"] == ["institution 0", "institution 1"]
+    assert result.rounds[0]["accepted"] == ["institution 0", "institution 1", "institution 2", "institution 3"]
+    assert result.rounds[1]["accepted"] == ["institution 0", "institution 1", "institution 3"]
     assert "lost its connection" in result.rounds[1]["rejected"]["institution 2"]
     assert np.isfinite(result.rounds[1]["accuracy"])
 
 
 def test_dropout_below_the_quorum_fails_naming_who_is_missing(tiny, tmp_path):
     _, params = tiny
-    strict = with_federated(params, min_institutions=3)
-    with pytest.raises(QuorumError, match="fewer than federated.min_institutions = 3.*institution 1: dropped out"):
+    strict = with_federated(params, min_institutions=4)
+    with pytest.raises(QuorumError, match="fewer than federated.min_institutions = 4.*institution 1: dropped out"):
         stage.run_mode("plaintext", strict, tmp_path, progress=False, mods=[drop_out(1, at_round=1)])
 
 
@@ -91,7 +91,7 @@ def test_truncated_ciphertext_in_a_real_blind_round_is_rejected_by_name(tiny, tm
     _, params = tiny
     result = stage.run_mode("blind", with_federated(params, rounds=1), tmp_path, progress=False, mods=[truncate_reply(0)])
     row = result.rounds[0]
-    assert row["accepted"] == ["institution 1", "institution 2"]
+    assert row["accepted"] == ["institution 1", "institution 2", "institution 3"]
     assert "institution 0 is corrupted or truncated" in row["rejected"]["institution 0"]
     assert result.server_holds_secret_key is False and row["bytes_sent"] > 10 * row["bytes_plaintext"] / 3
 
@@ -112,6 +112,11 @@ def test_stage_writes_the_metrics_contract_and_loadable_models(tiny):
         for key in ("encrypt_seconds", "aggregate_seconds", "decrypt_seconds", "bytes_sent", "bytes_plaintext"):
             assert len(metrics[mode][key]) == 2 and min(metrics[mode][key]) > 0
     assert metrics["third_party"]["server_holds_secret_key"] is True and metrics["blind"]["server_holds_secret_key"] is False
+    for mode in ("third_party", "blind", "plaintext"):
+        assert len(metrics[mode]["round_wall_seconds"]) == 2 and min(metrics[mode]["round_wall_seconds"]) > 0
+        wire = metrics[mode]["bytes_on_wire"]  # round 1 also moves the key exchange and the preset model
+        assert wire[0] > wire[1] >= metrics[mode]["bytes_sent"][1] > 0
+        assert metrics[mode]["dp_epsilon"] is None and metrics[mode]["refused"] == [{}, {}]
     # same seeds, same preset parameters: CKKS error (~1e-8) must not move accuracy by more than a pair or two
     assert abs(metrics["blind"]["accuracy"][-1] - metrics["plaintext"]["accuracy"][-1]) <= 0.05
     assert json.loads((root / "r/plots/federated_rounds.json").read_text())[1]["round"] == 2
@@ -149,8 +154,8 @@ def test_federated_notebook_runs_and_shows_its_figures(tiny, tmp_path):
 
 def test_quorum_above_the_number_of_institutions_is_a_config_error(tiny):
     _, params = tiny
-    with pytest.raises(config.ConfigError, match="'federated.min_institutions' = 4 exceeds 'data.protocol.institutions' = 3"):
-        stage.run(with_federated(params, min_institutions=4), progress=False)
+    with pytest.raises(config.ConfigError, match="'federated.min_institutions' = 5 exceeds 'data.protocol.institutions' = 4"):
+        stage.run(with_federated(params, min_institutions=5), progress=False)
 
 
 def test_institutions_keep_their_own_disjoint_identities(tiny):
@@ -158,9 +163,9 @@ def test_institutions_keep_their_own_disjoint_identities(tiny):
 
     _, params = tiny
     data = local.dataset(params)
-    parts = [local.institution_images(data, i, "all") for i in range(3)]
+    parts = [local.institution_images(data, i, "all") for i in range(4)]
     ids = [set(data.labels[p].tolist()) for p in parts]
-    assert not (ids[0] & ids[1]) and not (ids[1] & ids[2]) and not (ids[0] & ids[2])
+    assert all(not (ids[i] & ids[j]) for i in range(4) for j in range(i + 1, 4))
     labelled = local.institution_images(data, 0, "labelled")
     assert set(labelled) <= set(parts[0]) and set(labelled) <= set(data.protocol.labelled.tolist())
     assert np.array_equal(local.union_images(data, "all"), np.sort(np.concatenate(parts)))

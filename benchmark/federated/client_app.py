@@ -1,19 +1,23 @@
 """The institutions' Flower ClientApp ("knowledge federation", Embodiment 1, S110-S140).
 
-Each SuperNode is one institution. Its ``node_config`` gives ``partition-id`` (the institution index of
-:attr:`benchmark.data.protocol.Protocol.institution`) and, in the encrypted modes, ``keys``: the path of
-the institutions' shared CKKS key pair, distributed among institutions out of band (never to the
-server). The run config gives ``params`` (path of params.yaml) and ``mode``.
+Each SuperNode is one institution. Its ``node_config`` (:meth:`~benchmark.federated.credentials.Credentials.
+node_config`) gives ``partition-id`` (the institution index of :attr:`benchmark.data.protocol.Protocol.institution`),
+``mode`` (the one mode it agreed to), ``signing-key`` (its Ed25519 key) and ``roster`` (every party's verifying
+key), and in the encrypted modes ``keys`` (the institutions' shared CKKS key pair, distributed among institutions
+out of band, never to the server) and, in ``third_party`` mode, ``third-party-key`` (the fingerprint of the
+third party's key it encrypts for). The run config gives ``params`` (path of params.yaml).
 
 Messages it answers:
 
-* ``query`` (key exchange): stores whether to encrypt and for whom (the third party's public context,
-  or, when the server sends none, the institutions' own key), replies with the institutions' *public* context and its number of training images;
+* ``query`` (key exchange): refuses unless the server asks for the node's own mode and, in ``third_party``
+  mode, for the trusted third party's key (:func:`~benchmark.federated.encryption.check_request`); stores that
+  recipient, replies with the institutions' *public* context and its number of training images, signed;
 * ``train``: loads the global shared network (round 1: the preset parameters in the message; later
   rounds: what it decrypted last round), trains it and its private head locally, packs the update with
-  its weight (:mod:`~benchmark.federated.aggregation`), checks it is finite and seals it;
-* ``evaluate``: opens the server's sealed sum, unpacks it and applies it to the global network; the
-  institution asked to ``evaluate`` also reports verification on the test pairs.
+  its weight (:mod:`~benchmark.federated.aggregation`), checks it is finite, seals and signs it;
+* ``evaluate``: verifies the server's signature on the sealed sum of this round, opens it, unpacks it and
+  applies it to the global network; the institution asked to ``evaluate`` also reports verification on the
+  test pairs.
 
 The head and the global network stay in the node's ``context.state`` between messages.
 """
@@ -28,16 +32,24 @@ from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricR
 from flwr.clientapp import ClientApp
 
 from benchmark import config
-from benchmark.federated import local
+from benchmark.federated import ckks, credentials, local
 from benchmark.federated.aggregation import create_aggregation
-from benchmark.federated.encryption import InstitutionCipher
-from benchmark.federated.messages import get_sealed, put_sealed
-
-SERVER = "the server"
+from benchmark.federated.ckks import Sealed
+from benchmark.federated.encryption import SERVER, InstitutionCipher, check_request
+from benchmark.federated.identity import Roster, Signer
+from benchmark.federated.messages import open_signed, put_sealed
 
 
 def institution_name(context: Context) -> str:
-    return f"institution {int(context.node_config['partition-id'])}"
+    return credentials.institution_name(int(context.node_config["partition-id"]))
+
+
+def _signer(context: Context) -> Signer:
+    return Signer(institution_name(context), Path(str(context.node_config["signing-key"])))
+
+
+def _roster(context: Context) -> Roster:
+    return Roster(Path(str(context.node_config["roster"])))
 
 
 def _params(context: Context) -> config.Params:
@@ -45,13 +57,14 @@ def _params(context: Context) -> config.Params:
 
 
 def _cipher(context: Context) -> InstitutionCipher:
-    """The institution's cipher, as the server's key exchange set it up (``fb.keys`` in the state)."""
-    name = institution_name(context)
-    setup = context.state["fb.keys"]
-    if not bool(setup["encrypted"]):
+    """The institution's cipher for its own mode (node config), encrypting for the recipient the key exchange
+    checked (``fb.keys`` in the state; third_party mode only)."""
+    name, mode = institution_name(context), str(context.node_config["mode"])
+    if mode == "plaintext":
         return InstitutionCipher(name, None, None)
     keys = Path(str(context.node_config["keys"])).read_bytes()
-    return InstitutionCipher(name, keys, setup["recipient"] or None)
+    recipient = bytes(context.state["fb.keys"]["recipient"]) if mode == "third_party" else None
+    return InstitutionCipher(name, keys, recipient)
 
 
 def _own_images(context: Context, params: config.Params) -> tuple[local.Dataset, np.ndarray]:
@@ -65,14 +78,17 @@ def make_client_app(mods: list | None = None) -> ClientApp:
 
     @app.query()
     def keys(message: Message, context: Context) -> Message:
-        setup = message.content["keys"]
-        context.state["fb.keys"] = ConfigRecord({"recipient": setup["recipient"], "encrypted": bool(setup["encrypted"])})
+        setup, node = message.content["keys"], context.node_config
+        recipient = bytes(setup["recipient"]) or None
+        check_request(institution_name(context), str(node["mode"]), str(setup["mode"]), recipient,
+                      str(node.get("third-party-key", "")))
+        context.state["fb.keys"] = ConfigRecord({"recipient": recipient or b""})
         cipher = _cipher(context)
         _, idx = _own_images(context, _params(context))
-        reply = ConfigRecord(
-            {"public": cipher.public_context() or b"", "num_examples": int(len(idx)), "sender": cipher.name}
-        )
-        return Message(RecordDict({"keys": reply}), reply_to=message)
+        public = cipher.public_context() or b""
+        content = put_sealed(RecordDict(), Sealed(public, ckks.digest(public), "", int(len(idx))), 0.0,
+                             _signer(context), "keys", 0)
+        return Message(content, reply_to=message)
 
     @app.train()
     def train(message: Message, context: Context) -> Message:
@@ -94,7 +110,7 @@ def make_client_app(mods: list | None = None) -> ClientApp:
         tick = time.perf_counter()
         sealed = cipher.seal(packed)
         encrypt_seconds = time.perf_counter() - tick if cipher.recipient is not None else 0.0
-        content = put_sealed(RecordDict(), sealed, rule.weight(result.num_examples), cipher.name)
+        content = put_sealed(RecordDict(), sealed, rule.weight(result.num_examples), _signer(context), "update", server_round)
         content["metrics"] = MetricRecord(
             {"train_seconds": result.seconds, "encrypt_seconds": encrypt_seconds, "num_examples": result.num_examples}
         )
@@ -104,7 +120,8 @@ def make_client_app(mods: list | None = None) -> ClientApp:
     def evaluate(message: Message, context: Context) -> Message:
         params = _params(context)
         cipher = _cipher(context)
-        sealed, weight, _ = get_sealed(message.content, SERVER)
+        server_round = int(message.content["config"]["round"])
+        sealed, weight = open_signed(message.content, SERVER, _roster(context), "sum", server_round)
         tick = time.perf_counter()
         total = cipher.open(sealed)
         decrypt_seconds = time.perf_counter() - tick if cipher.keys is not None else 0.0

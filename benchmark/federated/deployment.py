@@ -1,5 +1,7 @@
 """Flower's deployment mode on one machine: a SuperLink and one SuperNode per institution as separate
-processes on 127.0.0.1, and ``flwr run`` submitting the federation's apps to them.
+processes on 127.0.0.1, and ``flwr run`` submitting the federation's apps to them. The links run TLS with
+certificates generated for the run, and the SuperLink admits only the SuperNodes whose keys were registered
+(:mod:`benchmark.federated.tls`).
 
 flwr 1.42 serves the SuperLink's Fleet, Control and Runtime APIs over HTTP on one port; each SuperNode
 serves its ClientApp runtime API on its own port and starts a ``flwr-clientapp`` process per message;
@@ -14,6 +16,7 @@ started and their descendants (found with psutil before any is stopped), with SI
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -25,6 +28,8 @@ from pathlib import Path
 import psutil
 
 import benchmark
+from benchmark.federated.credentials import Credentials
+from benchmark.federated.tls import write_tls
 
 APP_TOML = """[build-system]
 requires = ["hatchling"]
@@ -45,10 +50,7 @@ serverapp = "benchmark.federated.server_app:app"
 clientapp = "benchmark.federated.client_app:app"
 
 [tool.flwr.app.config]
-params = "{params}"
-mode = "{mode}"
-out = "{out}"
-round-timeout = {timeout}
+{config}
 """
 
 CONNECTION_TOML = """[superlink]
@@ -56,7 +58,7 @@ default = "local"
 
 [superlink.local]
 address = "127.0.0.1:{port}"
-insecure = true
+root-certificates = "{ca}"
 """
 
 
@@ -78,14 +80,21 @@ def wait_for_port(port: int, timeout: float) -> None:
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout:.0f} s")
 
 
-class LocalDeployment:
-    """A SuperLink and ``institutions`` SuperNodes on 127.0.0.1, in ``workdir`` (logs, app folder,
-    Flower home). ``keys``: the institutions' shared key file handed to every SuperNode."""
+def toml_pairs(config: dict, separator: str) -> str:
+    """``key=value`` pairs of ``config`` (str, int, float values) as TOML, joined by ``separator`` (a space: the
+    SuperNode's ``--node-config``; a newline: the app's config table)."""
+    return separator.join(f"{k}={json.dumps(v)}" for k, v in config.items())
 
-    def __init__(self, workdir: Path, institutions: int, keys: Path | None = None) -> None:
+
+class LocalDeployment:
+    """A SuperLink and one SuperNode per institution of ``creds`` on 127.0.0.1, in ``workdir`` (logs, app
+    folder, Flower home); each SuperNode gets its institution's node config for ``mode``
+    (:meth:`~benchmark.federated.credentials.Credentials.node_config`)."""
+
+    def __init__(self, workdir: Path, creds: Credentials, mode: str) -> None:
         self.workdir = Path(workdir)
-        self.institutions = institutions
-        self.keys = keys
+        self.creds, self.mode = creds, mode
+        self.tls = write_tls(self.workdir / "tls", creds.institutions)
         self.port = free_port()
         self.processes: list[subprocess.Popen] = []
         bin_dir = Path(sys.executable).parent
@@ -102,13 +111,19 @@ class LocalDeployment:
     def __enter__(self) -> "LocalDeployment":
         home = self.workdir / "flwr_home"
         home.mkdir(parents=True, exist_ok=True)
-        (home / "config.toml").write_text(CONNECTION_TOML.format(port=self.port))
+        (home / "config.toml").write_text(CONNECTION_TOML.format(port=self.port, ca=self.tls.ca_certificate))
+        tls = self.tls
         try:
-            self._start([self.bin["flower-superlink"], "--insecure", "--port", str(self.port), "--disable-runtime-dependency-installation"], "superlink.log")
+            self._start([self.bin["flower-superlink"], "--ssl-ca-certfile", str(tls.ca_certificate), "--ssl-certfile",
+                         str(tls.server_certificate), "--ssl-keyfile", str(tls.server_key), "--enable-supernode-auth",
+                         "--port", str(self.port), "--disable-runtime-dependency-installation"], "superlink.log")
             wait_for_port(self.port, 60)
-            for i in range(self.institutions):
-                node = f"partition-id={i} num-partitions={self.institutions}" + (f" keys='{self.keys}'" if self.keys else "")
-                args = [self.bin["flower-supernode"], "--insecure", "--superlink", f"127.0.0.1:{self.port}", "--port", str(free_port()), "--node-config", node]
+            for i, (private, public) in enumerate(tls.node_keys):
+                self.register(public)
+                node = toml_pairs(self.creds.node_config(i, self.mode), " ")
+                args = [self.bin["flower-supernode"], "--root-certificates", str(tls.ca_certificate),
+                        "--auth-supernode-private-key", str(private), "--superlink", f"127.0.0.1:{self.port}",
+                        "--port", str(free_port()), "--node-config", node]
                 self._start(args, f"supernode{i}.log")
         except BaseException:
             self.stop()
@@ -118,12 +133,22 @@ class LocalDeployment:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def run(self, params: Path, mode: str, out: Path, timeout: float) -> subprocess.CompletedProcess:
-        """``flwr run`` the federation's apps; returns once ``out`` (the ServerApp's history) is written.
-        TimeoutError after ``timeout`` seconds; RuntimeError if ``flwr run`` fails."""
+    def register(self, public_key: Path) -> None:
+        """Register a SuperNode's public key with the SuperLink (``flwr supernode register``), the only way a
+        SuperNode may connect once the SuperLink runs ``--enable-supernode-auth``."""
+        done = subprocess.run([self.bin["flwr"], "supernode", "register", str(public_key), "local"], env=self.env,
+                              capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:
+            raise RuntimeError(f"flwr supernode register {public_key} failed ({done.returncode}): "
+                               f"{(done.stdout + done.stderr)[-2000:]}")
+
+    def run(self, params: Path, out: Path, timeout: float) -> subprocess.CompletedProcess:
+        """``flwr run`` the federation's apps in the deployment's mode; returns once ``out`` (the ServerApp's
+        history) is written. TimeoutError after ``timeout`` seconds; RuntimeError if ``flwr run`` fails."""
         app = self.workdir / "app"
         app.mkdir(exist_ok=True)
-        (app / "pyproject.toml").write_text(APP_TOML.format(params=params, mode=mode, out=out, timeout=float(timeout)))
+        config = {**self.creds.run_config(params, self.mode, out), "round-timeout": float(timeout)}
+        (app / "pyproject.toml").write_text(APP_TOML.format(config=toml_pairs(config, "\n")))
         done = subprocess.run([self.bin["flwr"], "run", str(app), "local"], env=self.env, capture_output=True, text=True, timeout=timeout)
         if done.returncode != 0:
             raise RuntimeError(f"flwr run failed ({done.returncode}): {done.stdout[-2000:]} {done.stderr[-2000:]}")

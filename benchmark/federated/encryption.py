@@ -76,6 +76,27 @@ def check_finite(vector: np.ndarray, sender: str) -> None:
         raise CiphertextError(f"update from {sender} holds {bad} non-finite values (NaN/inf); rejected")
 
 
+class RefusedRequest(ValueError):
+    """An institution refuses what the server asked of it: another mode, or another key, than its node config's."""
+
+
+def check_request(name: str, own_mode: str, requested_mode: str, recipient: bytes | None, trusted_key_id: str) -> None:
+    """Raise :class:`RefusedRequest` (naming institution ``name``, what it agreed to and what the server asked) unless
+    the server asks for ``own_mode``, and, in ``third_party`` mode, for encryption under the key whose fingerprint
+    is ``trusted_key_id``; in the other modes the server must name no recipient key at all (a blind server
+    slipping in its own public key would otherwise read every update)."""
+    if requested_mode != own_mode:
+        raise RefusedRequest(f"{name} is configured for mode {own_mode!r} (its node config), but the server asked for "
+                             f"{requested_mode!r}; refusing to send any update")
+    found = ckks.key_id(ckks.load_context(recipient)) if recipient else ""
+    if own_mode == "third_party" and found != trusted_key_id:
+        raise RefusedRequest(f"{name} trusts the third party's key {trusted_key_id} (its node config), but the server "
+                             f"asked it to encrypt for key {found or '(none)'}; refusing to send any update")
+    if own_mode != "third_party" and found:
+        raise RefusedRequest(f"{name} in mode {own_mode!r} encrypts for no one but the institutions, but the server "
+                             f"asked it to encrypt for key {found}; refusing to send any update")
+
+
 class Workflow:
     """Server side of an encryption workflow. ``public_context()`` is what institutions encrypt with
     (None: their own key or no encryption); ``set_institutions_context`` gives it the institutions'
@@ -129,8 +150,8 @@ class Plaintext(Workflow):
 
     name, encrypted = "plaintext", False
 
-    def __init__(self, cfg: CkksConfig | None = None) -> None:
-        del cfg
+    def __init__(self, cfg: CkksConfig | None = None, keys: bytes | None = None) -> None:
+        del cfg, keys
 
     def _accept(self, c: Contribution, watch: Stopwatch) -> np.ndarray:
         with watch("aggregate"):
@@ -145,12 +166,15 @@ class Plaintext(Workflow):
 
 @WORKFLOWS.register("third_party")
 class ThirdParty(Workflow):
-    """The third party: owns a CKKS key pair; decrypts, checks and sums, re-encrypts for the institutions."""
+    """The third party: owns a CKKS key pair (``keys``, its serialized secret context, whose fingerprint the
+    institutions were given; a fresh one when None); decrypts, checks and sums, re-encrypts for the institutions."""
 
     name = "third_party"
 
-    def __init__(self, cfg: CkksConfig) -> None:
-        self._keys = ckks.key_pair(cfg)
+    def __init__(self, cfg: CkksConfig, keys: bytes | None = None) -> None:
+        self._keys = ckks.key_pair(cfg) if keys is None else ckks.load_context(keys)
+        if not self._keys.is_private():
+            raise ValueError("the third party's key file holds no secret key; it could not decrypt the updates")
         self._institutions = None
 
     def public_context(self) -> bytes:
@@ -192,7 +216,9 @@ class Blind(Workflow):
 
     name = "blind"
 
-    def __init__(self, cfg: CkksConfig) -> None:
+    def __init__(self, cfg: CkksConfig, keys: bytes | None = None) -> None:
+        if keys is not None:
+            raise ValueError("the blind server holds no key of its own")
         del cfg
         self._institutions = None
 
@@ -219,9 +245,9 @@ class Blind(Workflow):
             return Sealed(data, ckks.digest(data), ckks.key_id(self._institutions), total.size())
 
 
-def create_workflow(name: str, cfg: CkksConfig) -> Workflow:
-    """The server side of workflow ``name`` (plaintext, third_party, blind)."""
-    return WORKFLOWS.create(name, cfg=cfg)
+def create_workflow(name: str, cfg: CkksConfig, keys: bytes | None = None) -> Workflow:
+    """The server side of workflow ``name`` (plaintext, third_party, blind); ``keys``: the third party's key pair."""
+    return WORKFLOWS.create(name, cfg=cfg, keys=keys)
 
 
 class InstitutionCipher:

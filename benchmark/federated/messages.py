@@ -2,7 +2,9 @@
 
 A :class:`~benchmark.federated.ckks.Sealed` goes as an ArrayRecord ``"sealed"`` holding the bytes as one
 uint8 array (Flower splits large arrays into chunks on the wire) and a ConfigRecord ``"seal"`` with the
-digest, key fingerprint, number of values, the declared weight and the sender's name.
+digest, key fingerprint, number of values, the declared weight, the sender's name and the sender's Ed25519
+signature over all of them (:mod:`benchmark.federated.identity`). :func:`open_signed` verifies the signature
+under the sender's roster key before anything is used.
 """
 
 from __future__ import annotations
@@ -11,23 +13,31 @@ import numpy as np
 from flwr.app import Array, ArrayRecord, ConfigRecord, RecordDict
 
 from benchmark.federated.ckks import CiphertextError, Sealed
+from benchmark.federated.identity import Roster, Signer
 
 
-def put_sealed(content: RecordDict, sealed: Sealed, weight: float, sender: str) -> RecordDict:
-    """Add ``sealed`` (declared ``weight``, from ``sender``) to ``content``; returns it."""
+def put_sealed(content: RecordDict, sealed: Sealed, weight: float, signer: Signer, kind: str, server_round: int) -> RecordDict:
+    """Add ``sealed`` (declared ``weight``) to ``content``, signed by ``signer`` as a ``kind`` payload of
+    ``server_round``; returns ``content``."""
     content["sealed"] = ArrayRecord({"data": Array(np.frombuffer(sealed.data, np.uint8))})
     content["seal"] = ConfigRecord(
-        {"digest": sealed.digest, "key_id": sealed.key_id, "values": sealed.values, "weight": float(weight), "sender": sender}
+        {"digest": sealed.digest, "key_id": sealed.key_id, "values": sealed.values, "weight": float(weight),
+         "sender": signer.name, "signature": signer.sign(kind, server_round, sealed, weight)}
     )
     return content
 
 
-def get_sealed(content: RecordDict, sender: str) -> tuple[Sealed, float, str]:
-    """(sealed, declared weight, declared sender) from ``content``; a message without one raises
-    CiphertextError naming ``sender``."""
+def open_signed(content: RecordDict, sender: str, roster: Roster, kind: str, server_round: int) -> tuple[Sealed, float]:
+    """(sealed, declared weight) of a ``kind`` payload of ``server_round`` that ``sender`` signed; CiphertextError
+    naming ``sender`` when there is none, when it is unsigned or its signature does not verify under ``sender``'s
+    roster key. The bytes are then checked against the signed digest by whoever opens them
+    (:func:`~benchmark.federated.ckks.check_transport`, in the workflow and the institution's cipher)."""
     if "sealed" not in content or "seal" not in content:
-        raise CiphertextError(f"the message from {sender} carries no sealed update")
+        raise CiphertextError(f"the message from {sender} carries no sealed {kind}")
     meta = content["seal"]
     data = content["sealed"]["data"].numpy().tobytes()
-    return Sealed(data, str(meta["digest"]), str(meta["key_id"]), int(meta["values"])), float(meta["weight"]), str(meta["sender"])
+    sealed, weight = Sealed(data, str(meta["digest"]), str(meta["key_id"]), int(meta["values"])), float(meta["weight"])
+    signature = meta["signature"] if "signature" in meta else None
+    roster.verify(kind, server_round, sender, sealed, weight, bytes(signature) if signature else None)
+    return sealed, weight
 

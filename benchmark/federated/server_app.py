@@ -7,21 +7,33 @@ are weighted and summed) and a server-side :class:`~benchmark.federated.encrypti
 travel and who can read them). Before round 1 a key exchange (``query`` messages) sends the
 institutions what to encrypt for and collects their *public* context.
 
+Every payload is signed (:mod:`benchmark.federated.identity`): the server verifies each institution's key
+exchange reply and update under that institution's key in the roster of its run config, and signs the sum
+it returns. An institution refuses a mode or key other than its own node config's
+(:func:`~benchmark.federated.encryption.check_request`); the key exchange then fails naming it and why.
+
 Faults: a reply that is an error or never comes (an institution that dropped out), a sealed update
-that fails its checks (corrupted, truncated, wrong key, non-finite) are rejected with the sender's name
-and the reason, and the round goes on with the rest; with fewer than ``min_institutions`` valid updates
-the round fails with :class:`QuorumError`.
+that fails its checks (unsigned, altered or signed by another party, corrupted, truncated, wrong key,
+non-finite) are rejected with the sender's name and the reason, and the round goes on with the rest; with
+fewer than ``min_institutions`` valid updates the round fails with :class:`QuorumError`. The encrypted
+modes refuse a quorum below :data:`MIN_ENCRYPTED_QUORUM`: an institution that decrypts the sum of two
+updates and subtracts its own would read the other's. An institution that cannot apply the sum (a sum that
+fails its signature or transport checks) is recorded per round in ``refused`` with its reason.
 
 Per round it records (``history``): accuracy (verification on the test pairs, reported by one
 institution), the seconds spent encrypting, aggregating and decrypting (all parties), local training
-seconds, bytes on the wire (sealed updates sent to the server, the sealed sum sent back) and the same
-updates' float32 size, and who was accepted or rejected.
+seconds, the round's wall-clock seconds (``round_wall_seconds``: from sending the train messages to the last
+evaluate reply), payload bytes (sealed updates sent to the server, the sealed sum sent back, and
+``bytes_on_wire``: both plus, in round 1, the key exchange and the preset model sent to every institution;
+serialized payloads, without gRPC or TLS framing) and the same updates' float32 size, and who was accepted,
+rejected or refused the sum.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -32,12 +44,14 @@ from flwr.serverapp.strategy import Strategy
 from tqdm.auto import tqdm
 
 from benchmark import config, io
+from benchmark.config import MIN_ENCRYPTED_QUORUM
 from benchmark.data.dataset import data_geometry
-from benchmark.federated import local
+from benchmark.federated import ckks, local
 from benchmark.federated.aggregation import AggregationRule, create_aggregation
 from benchmark.federated.ckks import CiphertextError
-from benchmark.federated.encryption import Aggregate, Contribution, Workflow, create_workflow
-from benchmark.federated.messages import get_sealed, put_sealed
+from benchmark.federated.encryption import SERVER, Aggregate, Contribution, Workflow, create_workflow
+from benchmark.federated.identity import Roster, Signer
+from benchmark.federated.messages import open_signed, put_sealed
 
 LOG = logging.getLogger(__name__)
 
@@ -52,11 +66,18 @@ class KnowledgeFederation(Strategy):
 
     workflow:         server side of the encryption workflow (plaintext, third_party, blind).
     rule:             the aggregation rule (fedavg, uniform).
-    min_institutions: quorum of valid updates per round.
+    min_institutions: quorum of valid updates per round (at least MIN_ENCRYPTED_QUORUM when encrypted).
+    signer, roster:   the server's signing key and every party's verifying key.
     progress:         a tqdm bar with one tick per round.
     """
 
-    def __init__(self, workflow: Workflow, rule: AggregationRule, min_institutions: int, progress: bool = True) -> None:
+    def __init__(self, workflow: Workflow, rule: AggregationRule, min_institutions: int, signer: Signer, roster: Roster,
+                 progress: bool = True) -> None:
+        if workflow.encrypted and min_institutions < MIN_ENCRYPTED_QUORUM:
+            raise ValueError(f"a quorum of {min_institutions} in the encrypted mode {workflow.name}: an institution that "
+                             f"decrypts a sum of two updates and subtracts its own reads the other's; use at least "
+                             f"{MIN_ENCRYPTED_QUORUM}")
+        self.signer, self.roster = signer, roster
         self.workflow = workflow
         self.rule = rule
         self.min_institutions = min_institutions
@@ -65,28 +86,43 @@ class KnowledgeFederation(Strategy):
         self._sent: list[int] = []
         self._aggregate: Aggregate | None = None
         self._train_metrics: dict[str, float] = {}
+        self._key_exchange_bytes, self._opening_bytes, self._round_start = 0, 0, 0.0
         self._bar = tqdm(desc=f"federated {workflow.name}", unit="round", disable=not progress)
 
     def _name(self, node: int) -> str:
         return self.names.get(node, f"node {node}")
 
     def exchange_keys(self, grid: Grid, timeout: float) -> None:
-        """Send what to encrypt for, collect the institutions' public context (all must agree) and names."""
-        setup = ConfigRecord({"recipient": self.workflow.public_context() or b"", "encrypted": self.workflow.encrypted})
+        """Send the mode and what to encrypt for; collect each institution's signed public context (all must
+        agree) and name. QuorumError naming every institution that refused or failed, and why, when fewer than
+        the quorum answered."""
+        setup = ConfigRecord({"mode": self.workflow.name, "recipient": self.workflow.public_context() or b""})
         nodes = sorted(grid.get_node_ids())
+        self._key_exchange_bytes = len(setup["recipient"]) * len(nodes)
         messages = [Message(RecordDict({"keys": setup}), dst_node_id=n, message_type="query") for n in nodes]
-        publics = set()
+        publics, failed = set(), {}
         for reply in grid.send_and_receive(messages, timeout=timeout):
-            if reply.has_error():
-                LOG.warning("key exchange: node %s failed: %s", reply.metadata.src_node_id, reply.error.reason)
+            node = reply.metadata.src_node_id
+            try:
+                if reply.has_error():
+                    raise CiphertextError(reply.error.reason)
+                sender = str(reply.content["seal"]["sender"]) if "seal" in reply.content else f"node {node}"
+                sealed, _ = open_signed(reply.content, sender, self.roster, "keys", 0)
+                ckks.check_transport(sealed, sender, "")
+                if sender in self.names.values():
+                    raise CiphertextError(f"{sender} answered from two nodes")
+            except CiphertextError as err:
+                failed[f"node {node}"] = str(err)
+                LOG.warning("key exchange: node %s failed: %s", node, err)
                 continue
-            keys = reply.content["keys"]
-            self.names[reply.metadata.src_node_id] = str(keys["sender"])
-            publics.add(bytes(keys["public"]))
+            self.names[node] = sender
+            publics.add(sealed.data)
+            self._key_exchange_bytes += len(sealed.data)
         if len(self.names) < self.min_institutions:
+            reasons = "; ".join(f"{k}: {v}" for k, v in failed.items()) or "none"
             raise QuorumError(
                 f"key exchange: {len(self.names)} of {len(nodes)} institutions answered; "
-                f"federated.min_institutions = {self.min_institutions}"
+                f"federated.min_institutions = {self.min_institutions}; failed: {reasons}"
             )
         if len(publics) != 1:
             raise ValueError(f"the institutions sent {len(publics)} different public contexts; they must share one key")
@@ -94,7 +130,10 @@ class KnowledgeFederation(Strategy):
             self.workflow.set_institutions_context(publics.pop())
 
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> Iterable[Message]:
+        self._round_start = time.perf_counter()
         self._sent = sorted(grid.get_node_ids())
+        # round 1 also moves the key exchange and the preset model to every institution
+        self._opening_bytes = self._key_exchange_bytes + len(self._sent) * arrays["vector"].numpy().nbytes if server_round == 1 else 0
         messages = []
         for node in self._sent:
             content = RecordDict({"config": ConfigRecord({"round": server_round})})
@@ -114,7 +153,7 @@ class KnowledgeFederation(Strategy):
                 rejected[sender] = f"dropped out: {reply.error.reason}"
                 continue
             try:
-                sealed, weight, _ = get_sealed(reply.content, sender)
+                sealed, weight = open_signed(reply.content, sender, self.roster, "update", server_round)
             except CiphertextError as err:
                 rejected[sender] = str(err)
                 continue
@@ -160,16 +199,17 @@ class KnowledgeFederation(Strategy):
         evaluator = next(n for n in self._sent if self._name(n) in agg.accepted)
         messages = []
         for node in self._sent:
-            content = put_sealed(RecordDict(), agg.sealed, agg.weight, "the server")
+            content = put_sealed(RecordDict(), agg.sealed, agg.weight, self.signer, "sum", server_round)
             content["config"] = ConfigRecord({"round": server_round, "evaluate": node == evaluator})
             messages.append(Message(content, dst_node_id=node, message_type="evaluate", group_id=str(server_round)))
         return messages
 
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
         row = self.history[-1]
-        decrypt, received, verification = row.pop("server_decrypt_seconds"), 0, None
+        decrypt, received, verification, refused = row.pop("server_decrypt_seconds"), 0, None, {}
         for reply in replies:
             if reply.has_error():
+                refused[self._name(reply.metadata.src_node_id)] = reply.error.reason
                 LOG.warning("round %d: %s could not apply the sum: %s", server_round, self._name(reply.metadata.src_node_id), reply.error.reason)
                 continue
             metrics = reply.content["metrics"]
@@ -177,7 +217,9 @@ class KnowledgeFederation(Strategy):
             received += len(self._aggregate.sealed.data)
             if "accuracy_mean" in metrics:
                 verification = {k: float(metrics[k]) for k in local.VERIFICATION_KEYS}
-        row.update(decrypt_seconds=decrypt, bytes_received=float(received), verification=verification)
+        row.update(decrypt_seconds=decrypt, bytes_received=float(received), verification=verification, refused=refused,
+                   bytes_on_wire=float(row["bytes_sent"] + received + self._opening_bytes),
+                   round_wall_seconds=time.perf_counter() - self._round_start)
         row["accuracy"] = verification["accuracy_mean"] if verification else math.nan
         self._bar.update(1)
         self._bar.set_postfix(accuracy=f"{row['accuracy']:.3f}", rejected=len(row["rejected"]))
@@ -192,8 +234,10 @@ class KnowledgeFederation(Strategy):
 
 
 def make_server_app(progress: bool = True) -> ServerApp:
-    """The ServerApp. Run config: ``params`` (params.yaml path), ``mode`` (plaintext | third_party |
-    blind), optional ``out`` (JSON file for the per-round history) and ``round-timeout`` (seconds)."""
+    """The ServerApp. Run config (:meth:`~benchmark.federated.credentials.Credentials.run_config`): ``params``
+    (params.yaml path), ``mode`` (plaintext | third_party | blind), ``signing-key`` (the server's Ed25519 key),
+    ``roster``, ``third-party-keys`` (third_party: the third party's CKKS key pair), optional ``out`` (JSON file
+    for the per-round history) and ``round-timeout`` (seconds)."""
     app = ServerApp()
 
     @app.main()
@@ -201,8 +245,12 @@ def make_server_app(progress: bool = True) -> ServerApp:
         params = config.load(str(context.run_config["params"]))
         cfg = params.federated
         timeout = float(context.run_config.get("round-timeout", 600.0))
-        workflow = create_workflow(str(context.run_config["mode"]), cfg.ckks)
-        strategy = KnowledgeFederation(workflow, create_aggregation(cfg.aggregation), cfg.min_institutions, progress)
+        run = context.run_config
+        keys = Path(str(run["third-party-keys"])).read_bytes() if "third-party-keys" in run else None
+        workflow = create_workflow(str(run["mode"]), cfg.ckks, keys)
+        signer, roster = Signer(SERVER, Path(str(run["signing-key"]))), Roster(Path(str(run["roster"])))
+        strategy = KnowledgeFederation(workflow, create_aggregation(cfg.aggregation), cfg.min_institutions, signer,
+                                       roster, progress)
         strategy.exchange_keys(grid, timeout)
         initial = local.shared_vector(local.new_model(params, data_geometry(params.data)))
         strategy.start(grid, ArrayRecord({"vector": Array(initial)}), num_rounds=cfg.rounds, timeout=timeout)

@@ -3,8 +3,9 @@
 Federated modes (``third_party``, ``blind``, ``plaintext``) run the Flower ServerApp and one ClientApp
 per institution (``data.protocol.institutions``) in this process (:mod:`benchmark.federated.grid`);
 each is a real run from the same preset parameters and seeds. ``centralized`` trains on the union of the
-institutions' images (:mod:`benchmark.federated.centralized`). The institutions' shared key pair is
-generated in a temporary folder that is deleted afterwards.
+institutions' images (:mod:`benchmark.federated.centralized`). The parties' credentials (CKKS key pairs,
+Ed25519 signing keys and their roster: :mod:`benchmark.federated.credentials`) are generated in a temporary
+folder that is deleted afterwards.
 
 Writes (atomically):
 
@@ -12,8 +13,11 @@ Writes (atomically):
 * ``<reports>/metrics/federated.json``: per mode ``verification`` (accuracy_mean, accuracy_std, auc,
   eer, tar_at_far_1e-2, tar_at_far_1e-3, threshold) and per-round ``accuracy``; for the encrypted modes
   per-round ``encrypt_seconds``, ``aggregate_seconds``, ``decrypt_seconds``, ``bytes_sent``,
-  ``bytes_received``, ``bytes_plaintext``; for every federated mode per-round ``train_seconds`` and
-  ``rejected``; ``server_holds_secret_key``; ``targets``; ``keys`` (:func:`key_evidence`); ``privacy``;
+  ``bytes_received``, ``bytes_plaintext``; for every federated mode per-round ``train_seconds``,
+  ``round_wall_seconds``, ``bytes_on_wire``, ``rejected`` (updates the server refused, by sender, with the
+  reason) and ``refused`` (institutions that refused the round's sum, with the reason), ``dp_epsilon`` (null:
+  no differential privacy yet) and ``server_holds_secret_key``; ``targets``; ``keys`` (:func:`key_evidence`);
+  ``privacy``;
 * ``<reports>/plots/federated_rounds.json``: accuracy per round and mode (for ``dvc plots``).
 """
 
@@ -30,13 +34,14 @@ import numpy as np
 import yaml
 
 from benchmark import config, io
-from benchmark.config import CkksConfig, Params
+from benchmark.config import ENCRYPTED_MODES, CkksConfig, Params
 from benchmark.errors import ConfigError
 from benchmark.federated import ckks, local
 from benchmark.federated.ckks import CiphertextError
 from benchmark.federated.encryption import InstitutionCipher, create_workflow
 from benchmark.federated.centralized import run_centralized
 from benchmark.federated.client_app import make_client_app
+from benchmark.federated.credentials import Credentials, write_credentials
 from benchmark.federated.evidence import privacy_evidence
 from benchmark.federated.grid import FIRST_NODE_ID, run_local
 from benchmark.federated.server_app import make_server_app
@@ -44,7 +49,6 @@ from benchmark.models.checkpoint import save_model
 from benchmark.models.face_model import FaceModel
 from benchmark.train.recipe import val_pairs, validation_meta
 
-ENCRYPTED = ("third_party", "blind")
 COSTS = ("encrypt_seconds", "aggregate_seconds", "decrypt_seconds", "bytes_sent", "bytes_received", "bytes_plaintext")
 
 
@@ -60,19 +64,20 @@ class FederatedRun:
     head_state: dict | None = None
 
 
-def run_mode(mode: str, params: Params, workdir: Path, progress: bool = True, mods: list | None = None) -> FederatedRun:
-    """Run one federated mode in process; ``workdir`` holds the params file, keys and the history."""
+def run_mode(mode: str, params: Params, workdir: Path, progress: bool = True, mods: list | None = None,
+             creds: Credentials | None = None) -> FederatedRun:
+    """Run one federated mode in process; ``workdir`` holds the params file and the history, and the credentials
+    (:func:`~benchmark.federated.credentials.write_credentials`) unless ``creds`` are given."""
     start = time.perf_counter()
     if mode == "centralized":
         model, rows = run_centralized(params, progress)
         return FederatedRun(model, rows, None, time.perf_counter() - start)
-    params_file, keys, out = workdir / "params.yaml", workdir / "institution_keys.bin", workdir / f"{mode}.json"
+    params_file, out = workdir / "params.yaml", workdir / f"{mode}.json"
     params_file.write_text(yaml.safe_dump(config.as_dict(params)))
-    if not keys.exists():
-        ckks.write_key_pair(str(keys), params.federated.ckks)
     k = params.data.protocol.institutions
-    nodes = [{"partition-id": i, "num-partitions": k, "keys": str(keys)} for i in range(k)]
-    grid = run_local(make_server_app(progress), make_client_app(mods), nodes, {"params": str(params_file), "mode": mode, "out": str(out)})
+    creds = creds or write_credentials(workdir / "credentials", k, params.federated.ckks)
+    nodes = [creds.node_config(i, mode) for i in range(k)]
+    grid = run_local(make_server_app(progress), make_client_app(mods), nodes, creds.run_config(params_file, mode, out))
     history = json.loads(out.read_text())
     data = local.dataset(params)
     model = local.new_model(params, data.geometry)
@@ -87,9 +92,10 @@ def mode_metrics(mode: str, result: FederatedRun, data: local.Dataset) -> dict:
     """The metrics contract of one mode."""
     out = {"verification": local.verify(result.model, data), "accuracy": [r["accuracy"] for r in result.rounds]}
     if mode != "centralized":
-        keys = COSTS if mode in ENCRYPTED else ("bytes_sent", "bytes_received", "bytes_plaintext")
+        keys = COSTS if mode in ENCRYPTED_MODES else ("bytes_sent", "bytes_received", "bytes_plaintext")
         out.update({k: [r[k] for r in result.rounds] for k in keys})
-        out["rejected"] = [r["rejected"] for r in result.rounds]
+        out.update({k: [r[k] for r in result.rounds] for k in ("round_wall_seconds", "bytes_on_wire", "rejected", "refused")})
+        out["dp_epsilon"] = None  # differential privacy at the institutions: not built yet
         out["server_holds_secret_key"] = result.server_holds_secret_key
     out["train_seconds"] = [r["train_seconds"] for r in result.rounds]
     out["seconds"] = round(result.seconds, 2)
@@ -100,12 +106,12 @@ def targets(metrics: dict) -> dict:
     """Encrypted modes within 0.5 points of plaintext FedAvg; federated within 3 points of centralized."""
     acc = {m: v["verification"]["accuracy_mean"] for m, v in metrics.items()}
     out = {}
-    for m in ENCRYPTED:
+    for m in ENCRYPTED_MODES:
         if m in acc and "plaintext" in acc:
             gap = 100 * abs(acc[m] - acc["plaintext"])
             out[f"{m}_vs_plaintext_points"] = {"value": round(gap, 3), "target": 0.5, "met": gap <= 0.5}
     if "centralized" in acc:
-        for m in ("plaintext", *ENCRYPTED):
+        for m in ("plaintext", *ENCRYPTED_MODES):
             if m in acc:
                 gap = 100 * (acc["centralized"] - acc[m])
                 out[f"{m}_vs_centralized_points"] = {"value": round(gap, 3), "target": 3.0, "met": gap <= 3.0}
@@ -151,8 +157,9 @@ def run(params: Params, progress: bool = True) -> dict:
     artifacts, reports = Path(params.paths.artifacts), Path(params.paths.reports)
     metrics, models, heads = {}, {}, {}
     with tempfile.TemporaryDirectory(prefix="facebench-federated-") as tmp:
+        creds = write_credentials(Path(tmp) / "credentials", params.data.protocol.institutions, params.federated.ckks)
         for mode in params.federated.modes.split("-"):
-            result = run_mode(mode, params, Path(tmp), progress)
+            result = run_mode(mode, params, Path(tmp), progress, creds=creds)
             metrics[mode] = mode_metrics(mode, result, data)
             models[mode] = result.model
             if result.head_state is not None:

@@ -1,0 +1,230 @@
+"""Security of the federation: no downgrade, no subtraction quorum, signed payloads; each fault in a real
+in-process Flower round names who and why."""
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+from flwr.app import ConfigRecord
+
+from benchmark import config
+from benchmark.config import CkksConfig
+from benchmark.data import stage as data_stage
+from benchmark.federated import ckks, stage
+from benchmark.federated.aggregation import create_aggregation
+from benchmark.federated.ckks import CiphertextError, Sealed
+from benchmark.federated.client_app import make_client_app
+from benchmark.federated.credentials import write_credentials
+from benchmark.federated.encryption import RefusedRequest, check_request, create_workflow
+from benchmark.federated.grid import run_local
+from benchmark.federated.identity import Roster, Signer, write_identities
+from benchmark.federated.server_app import KnowledgeFederation, QuorumError, make_server_app
+
+CFG = CkksConfig()
+FED = {"rounds": 1, "local_epochs": 1, "batch_size": 16, "embedding_dim": 16, "min_institutions": 3}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("fedsec")
+    raw = {
+        "paths": {"artifacts": str(root / "a"), "reports": str(root / "r")},
+        "data": {"image_size": 32, "synthetic": {"identities": 24, "images_per_identity": 4, "video_frames": 4},
+                 "protocol": {"folds": 2, "pairs_per_fold": 10, "institutions": 4}},
+        "federated": FED,
+    }
+    params = config.build(config.Params, raw)
+    data_stage.run(params)
+    params_file = root / "params.yaml"
+    params_file.write_text(yaml.safe_dump(config.as_dict(params)))
+    return params, params_file, write_credentials(root / "credentials", 4, params.federated.ckks)
+
+
+def federate(tiny, tmp_path, node_mode, server_mode=None, run_changes=None, mods=None):
+    """One real round: SuperNodes configured for ``node_mode``, a server run for ``server_mode``; the history."""
+    _, params_file, creds = tiny
+    out = tmp_path / "history.json"
+    run = {**creds.run_config(params_file, server_mode or node_mode, out), **(run_changes or {})}
+    nodes = [creds.node_config(i, node_mode) for i in range(4)]
+    run_local(make_server_app(progress=False), make_client_app(mods), nodes, run)
+    return json.loads(out.read_text())["rounds"][0]
+
+
+def on(message_type, institution, change, incoming=False):
+    """A Flower mod: ``change(content)`` on the incoming message (``incoming``) or the reply of ``institution``."""
+
+    def mod(message, context, call_next):
+        mine = message.metadata.message_type == message_type and int(context.node_config["partition-id"]) == institution
+        if mine and incoming:
+            change(message.content)
+        reply = call_next(message, context)
+        if mine and not incoming:
+            change(reply.content)
+        return reply
+
+    return mod
+
+
+# --- no downgrade ------------------------------------------------------------------------------------------------
+
+def test_institutions_refuse_a_plaintext_server_in_a_real_round(tiny, tmp_path):
+    with pytest.raises(QuorumError, match="key exchange: 0 of 4 institutions answered.*institution 0 is configured for "
+                                          "mode 'blind' \\(its node config\\), but the server asked for 'plaintext'"):
+        federate(tiny, tmp_path, "blind", server_mode="plaintext")
+
+
+def test_institutions_refuse_a_third_party_key_they_were_not_given(tiny, tmp_path):
+    _, _, creds = tiny
+    foreign = tmp_path / "foreign_keys.bin"
+    ckks.write_key_pair(str(foreign), CFG)
+    found = ckks.key_id(ckks.load_context(foreign.read_bytes()))
+    with pytest.raises(QuorumError, match=f"trusts the third party's key {creds.third_party_key_id} \\(its node config\\), "
+                                          f"but the server asked it to encrypt for key {found}"):
+        federate(tiny, tmp_path, "third_party", run_changes={"third-party-keys": str(foreign)})
+
+
+def test_a_blind_server_slipping_in_its_own_key_is_refused(tiny, tmp_path):
+    own = ckks.public_bytes(ckks.key_pair(CFG))
+
+    def slip(content):
+        content["keys"] = ConfigRecord({"mode": "blind", "recipient": own})
+
+    mods = [on("query", i, slip, incoming=True) for i in range(4)]
+    with pytest.raises(QuorumError, match="in mode 'blind' encrypts for no one but the institutions, but the server "
+                                          "asked it to encrypt for key"):
+        federate(tiny, tmp_path, "blind", mods=mods)
+
+
+@pytest.mark.parametrize("own, asked, recipient, fragment", [
+    ("blind", "plaintext", None, "configured for mode 'blind'"),
+    ("third_party", "blind", None, "configured for mode 'third_party'"),
+    ("third_party", "third_party", None, "asked it to encrypt for key (none)"),
+    ("plaintext", "plaintext", b"key", "in mode 'plaintext' encrypts for no one"),
+])
+def test_check_request_refuses_any_other_mode_or_key(own, asked, recipient, fragment):
+    recipient = ckks.public_bytes(ckks.key_pair(CFG)) if recipient else None
+    with pytest.raises(RefusedRequest, match=fragment.replace("(", "\\(").replace(")", "\\)")) as err:
+        check_request("institution 3", own, asked, recipient, "0123456789abcdef")
+    assert "institution 3" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_check_request_accepts_the_agreed_mode_and_key():
+    keys = ckks.key_pair(CFG)
+    check_request("institution 0", "third_party", "third_party", ckks.public_bytes(keys), ckks.key_id(keys))
+    check_request("institution 0", "blind", "blind", None, "")
+
+
+# --- no subtraction ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("modes", ["third_party-plaintext", "blind"])
+def test_a_quorum_of_two_in_an_encrypted_mode_is_a_config_error(modes):
+    with pytest.raises(config.ConfigError, match="'federated.min_institutions' = 2 with the encrypted mode.*subtracts its "
+                                                 "own reads the other's; set it to 3 or more") as err:
+        config.build(config.Params, {"federated": {"modes": modes, "min_institutions": 2}})
+    assert "\n" not in str(err.value)
+
+
+def test_plaintext_alone_may_run_with_a_quorum_of_two():
+    params = config.build(config.Params, {"federated": {"modes": "plaintext-centralized", "min_institutions": 2}})
+    assert params.federated.min_institutions == 2
+
+
+def test_the_server_refuses_a_quorum_of_two_in_an_encrypted_mode(tmp_path):
+    pems, roster = write_identities(tmp_path, ["the server"])
+    with pytest.raises(ValueError, match="quorum of 2 in the encrypted mode blind"):
+        KnowledgeFederation(create_workflow("blind", CFG), create_aggregation("fedavg"), 2,
+                            Signer("the server", pems["the server"]), Roster(roster), progress=False)
+
+
+# --- signatures ---------------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def parties(tmp_path_factory):
+    return write_identities(tmp_path_factory.mktemp("ids"), ["institution 0", "institution 1", "the server"])
+
+
+SEALED = Sealed(b"\x01\x02", ckks.digest(b"\x01\x02"), "abcd", 2)
+
+
+def test_a_signed_payload_verifies_and_any_change_fails_naming_the_sender(parties):
+    pems, path = parties
+    roster, signer = Roster(path), Signer("institution 0", pems["institution 0"])
+    signature = signer.sign("update", 2, SEALED, 30.0)
+    roster.verify("update", 2, "institution 0", SEALED, 30.0, signature)
+    changed = [("update", 2, "institution 0", SEALED, 31.0),  # weight
+               ("update", 3, "institution 0", SEALED, 30.0),  # replayed in another round
+               ("sum", 2, "institution 0", SEALED, 30.0),  # passed off as another kind
+               ("update", 2, "institution 1", SEALED, 30.0),  # claimed by another party
+               ("update", 2, "institution 0", Sealed(SEALED.data, "00" * 32, "abcd", 2), 30.0)]  # digest
+    for kind, rnd, sender, sealed, weight in changed:
+        with pytest.raises(CiphertextError, match=f"{kind} from {sender}: the signature does not verify"):
+            roster.verify(kind, rnd, sender, sealed, weight, signature)
+    with pytest.raises(CiphertextError, match="update from institution 0 carries no signature"):
+        roster.verify("update", 2, "institution 0", SEALED, 30.0, None)
+    with pytest.raises(CiphertextError, match="update from institution 7: not a party of this federation"):
+        roster.verify("update", 2, "institution 7", SEALED, 30.0, signature)
+
+
+def test_signing_keys_are_private_to_their_owner(parties):
+    pems, roster = parties
+    assert all(p.stat().st_mode & 0o077 == 0 for p in pems.values())
+    assert set(json.loads(roster.read_text())) == {"institution 0", "institution 1", "the server"}
+
+
+def test_an_unsigned_update_in_a_real_round_is_rejected_naming_its_sender(tiny, tmp_path):
+    def unsign(content):
+        del content["seal"]["signature"]
+
+    row = federate(tiny, tmp_path, "plaintext", mods=[on("train", 1, unsign)])
+    assert row["accepted"] == ["institution 0", "institution 2", "institution 3"]
+    assert "update from institution 1 carries no signature" in row["rejected"]["institution 1"]
+    assert np.isfinite(row["accuracy"])
+
+
+def test_an_altered_blind_update_is_rejected_naming_its_sender(tiny, tmp_path):
+    def inflate(content):
+        content["seal"]["weight"] = float(content["seal"]["weight"]) * 2
+
+    row = federate(tiny, tmp_path, "blind", mods=[on("train", 2, inflate)])
+    assert row["accepted"] == ["institution 0", "institution 1", "institution 3"]
+    assert "update from institution 2: the signature does not verify" in row["rejected"]["institution 2"]
+
+
+def test_an_altered_sum_is_refused_by_the_institution_and_recorded(tiny, tmp_path):
+    def alter(content):
+        content["seal"]["weight"] = float(content["seal"]["weight"]) + 1
+
+    row = federate(tiny, tmp_path, "plaintext", mods=[on("evaluate", 3, alter, incoming=True)])
+    assert list(row["refused"]) == ["institution 3"]
+    assert "sum from the server: the signature does not verify" in row["refused"]["institution 3"]
+
+
+def test_a_stage_run_signs_everything_and_accepts_every_honest_institution(tiny, tmp_path):
+    params, _, creds = tiny
+    result = stage.run_mode("third_party", params, tmp_path, progress=False, creds=creds)
+    row = result.rounds[0]
+    assert len(row["accepted"]) == 4 and not row["rejected"] and not row["refused"] and np.isfinite(row["accuracy"])
+
+
+def test_tls_files_chain_to_their_ca_and_name_the_superlink(tmp_path):
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import load_ssh_private_key, load_ssh_public_key
+
+    from benchmark.federated.tls import write_tls
+
+    files = write_tls(tmp_path, 2)
+    ca = x509.load_pem_x509_certificate(files.ca_certificate.read_bytes())
+    server = x509.load_pem_x509_certificate(files.server_certificate.read_bytes())
+    ca.public_key().verify(server.signature, server.tbs_certificate_bytes, ec.ECDSA(server.signature_hash_algorithm))
+    names = server.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert ipaddress.ip_address("127.0.0.1") in names.get_values_for_type(x509.IPAddress)
+    assert "localhost" in names.get_values_for_type(x509.DNSName)
+    for private, public in files.node_keys:
+        key = load_ssh_private_key(private.read_bytes(), None)
+        assert key.public_key().public_numbers() == load_ssh_public_key(public.read_bytes()).public_numbers()
+        assert private.stat().st_mode & 0o077 == 0
+    assert files.server_key.stat().st_mode & 0o077 == 0
