@@ -2,6 +2,8 @@
 in-process Flower round names who and why."""
 
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,9 +18,10 @@ from benchmark.federated.aggregation import create_aggregation
 from benchmark.federated.ckks import CiphertextError, Sealed
 from benchmark.federated.client_app import make_client_app
 from benchmark.federated.credentials import write_credentials
-from benchmark.federated.encryption import RefusedRequest, check_request, create_workflow
+from benchmark.federated.encryption import RefusedRequest, check_request, create_workflow, plain_seal
 from benchmark.federated.grid import run_local
 from benchmark.federated.identity import Roster, Signer, write_identities
+from benchmark.federated.messages import put_sealed
 from benchmark.federated.server_app import KnowledgeFederation, QuorumError, make_server_app
 
 CFG = CkksConfig()
@@ -189,6 +192,32 @@ def test_an_altered_blind_update_is_rejected_naming_its_sender(tiny, tmp_path):
     row = federate(tiny, tmp_path, "blind", mods=[on("train", 2, inflate)])
     assert row["accepted"] == ["institution 0", "institution 1", "institution 3"]
     assert "update from institution 2: the signature does not verify" in row["rejected"]["institution 2"]
+
+
+def test_a_signed_update_of_the_wrong_length_is_rejected_naming_its_sender(tiny, tmp_path):
+    def shorten(message, context, call_next):  # institution 0 packs 10 values too few, and signs what it sends
+        reply = call_next(message, context)
+        if message.metadata.message_type == "train" and int(context.node_config["partition-id"]) == 0:
+            seal = reply.content["seal"]
+            short = plain_seal(reply.content["sealed"]["data"].numpy().view(np.float32)[10:])
+            put_sealed(reply.content, short, float(seal["weight"]), Signer("institution 0", Path(context.node_config["signing-key"])),
+                       "update", int(message.content["config"]["round"]))
+        return reply
+
+    row = federate(tiny, tmp_path, "plaintext", mods=[shorten])
+    assert "institution 0" not in row["accepted"] and len(row["accepted"]) == 3
+    found = re.fullmatch(r"update from institution 0 holds (\d+) values, but the shared network packs into (\d+) "
+                         r"\(its parameters and the weight\)", row["rejected"]["institution 0"])
+    assert found and int(found[2]) - int(found[1]) == 10
+
+
+def test_a_malformed_reply_is_rejected_naming_its_sender(tiny, tmp_path):
+    def strip(content):
+        del content["sealed"]
+
+    row = federate(tiny, tmp_path, "blind", mods=[on("train", 3, strip)])
+    assert row["rejected"]["institution 3"] == "the message from institution 3 carries no sealed update"
+    assert len(row["accepted"]) == 3
 
 
 def test_an_altered_sum_is_refused_by_the_institution_and_recorded(tiny, tmp_path):

@@ -13,8 +13,8 @@ it returns. An institution refuses a mode or key other than its own node config'
 (:func:`~benchmark.federated.encryption.check_request`); the key exchange then fails naming it and why.
 
 Faults: a reply that is an error or never comes (an institution that dropped out), a sealed update
-that fails its checks (unsigned, altered or signed by another party, corrupted, truncated, wrong key,
-non-finite) are rejected with the sender's name and the reason, and the round goes on with the rest; with
+that fails its checks (unsigned, altered or signed by another party, malformed, of another length than the
+shared network's, corrupted, truncated, wrong key, non-finite) are rejected with the sender's name and the reason, and the round goes on with the rest; with
 fewer than ``min_institutions`` valid updates the round fails with :class:`QuorumError`. The encrypted
 modes refuse a quorum below :data:`MIN_ENCRYPTED_QUORUM`: an institution that decrypts the sum of two
 updates and subtracts its own would read the other's. An institution that cannot apply the sum (a sum that
@@ -86,7 +86,7 @@ class KnowledgeFederation(Strategy):
         self._sent: list[int] = []
         self._aggregate: Aggregate | None = None
         self._train_metrics: dict[str, float] = {}
-        self._key_exchange_bytes, self._opening_bytes, self._round_start = 0, 0, 0.0
+        self._key_exchange_bytes, self._opening_bytes, self._round_start, self._packed_values = 0, 0, 0.0, 0
         self._bar = tqdm(desc=f"federated {workflow.name}", unit="round", disable=not progress)
 
     def _name(self, node: int) -> str:
@@ -131,6 +131,8 @@ class KnowledgeFederation(Strategy):
 
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> Iterable[Message]:
         self._round_start = time.perf_counter()
+        if server_round == 1:
+            self._packed_values = arrays["vector"].numpy().size + 1  # AggregationRule.pack: [w * update, w]
         self._sent = sorted(grid.get_node_ids())
         # round 1 also moves the key exchange and the preset model to every institution
         self._opening_bytes = self._key_exchange_bytes + len(self._sent) * arrays["vector"].numpy().nbytes if server_round == 1 else 0
@@ -154,6 +156,9 @@ class KnowledgeFederation(Strategy):
                 continue
             try:
                 sealed, weight = open_signed(reply.content, sender, self.roster, "update", server_round)
+                if sealed.values != self._packed_values:
+                    raise CiphertextError(f"update from {sender} holds {sealed.values} values, but the shared network "
+                                          f"packs into {self._packed_values} (its parameters and the weight)")
             except CiphertextError as err:
                 rejected[sender] = str(err)
                 continue
