@@ -148,7 +148,8 @@ class SupervisedConfig:
     on the frozen body, and ``head_lr`` (0 = ``lr``) is the head's learning rate (benchmark/train/common.py).
     ``precision``: fp32, or mixed precision (autocast) in bf16 or fp16 (fp16 with a gradient scaler, CUDA only);
     ``channels_last``: the network's weights and activations in NHWC memory order (faster convolutions on
-    tensor-core GPUs)."""
+    tensor-core GPUs); ``loader_workers``: processes gathering training batches ahead of the step, pinned for a GPU
+    (0: in the training process, the reproducible default stream; benchmark/train/loader.py)."""
 
     init: str = _choice("scratch", "scratch", "facenet_casia")
     backbone: str = _choice("ae_encoder", *BACKBONE_NAMES)
@@ -168,6 +169,7 @@ class SupervisedConfig:
     head_lr: float = _num(0.0, 0.0, 10.0)
     precision: str = _choice("fp32", "fp32", "bf16", "fp16")
     channels_last: bool = False
+    loader_workers: int = _num(0, 0, 64)
 
     def __post_init__(self) -> None:
         check_init(self)

@@ -221,3 +221,10 @@ def test_fp16_on_the_cpu_is_a_one_line_config_error(tiny):
     with pytest.raises(ConfigError, match="precision: fp16 needs a CUDA device .* use precision: bf16 or fp32") as err:
         train_stage.run("supervised", with_section(params, "supervised", precision="fp16", max_epochs=1))
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("name", ["semisupervised", "adversarial"])
+def test_a_stage_trains_with_loader_workers(tiny, name):
+    _, params = tiny
+    result = train_stage.run(name, with_section(params, name, loader_workers=2))
+    assert result.metrics["epochs"] == 2 and 0.0 <= result.metrics["verification"]["accuracy_mean"] <= 1.0

@@ -38,9 +38,10 @@ from benchmark.attacks.objectives import Objective, classification
 from benchmark.models.face_model import FaceModel
 from benchmark.models.heads import Head
 from benchmark.train import distributed
-from benchmark.train.common import BatchStream, IdentityClasses, TrainConfig, ValPairs, load_batch, val_pair_accuracy
+from benchmark.train.common import IdentityClasses, TrainConfig, ValPairs, load_batch, val_pair_accuracy
 from benchmark.train.gate import PerformanceGate
 from benchmark.train.hardening import HardeningTerm, other_identities
+from benchmark.train.loader import TrainBatches
 from benchmark.train.loop import ACCURACY, StepFn, fit, labelled_mask, model_device, val_slices, weighted_mean
 from benchmark.train.trades import kl_objective, trades_loss
 
@@ -76,13 +77,14 @@ class AdversarialBatches:
         head.to(self.device)  # the head trains where the model is
         torch.manual_seed(cfg.seed)
         self.rng = np.random.default_rng(cfg.seed)
-        self.stream = BatchStream(train, cfg.batch_size, self.rng)
+        self.batches = TrainBatches(images, train, cfg.batch_size, self.device, cfg.augment, self.rng,
+                                    cfg.loader_workers, cfg.seed)
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:
         """A source batch: images (B, 3, H, W) in [0, 1] (augmented as ``cfg.augment``), labels (B,); this
         process's share of it under torchrun (:func:`~benchmark.train.distributed.shard`)."""
-        idx = self.stream.next()
-        x = load_batch(self.images, idx, self.device, self.cfg.augment, self.rng)
+        idx = self.batches.draw()
+        x = self.batches.load(idx)
         return distributed.shard(x), distributed.shard(self.classes.targets(self.labels[idx], self.device))
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:

@@ -58,6 +58,8 @@ class TrainConfig:
     head_lr:      when fine-tuning, the head's learning rate (the body's is ``lr``); 0 = ``lr``.
     precision:    "fp32", or mixed precision: the training steps run under autocast in "bf16" or "fp16" (with a
                   gradient scaler; CUDA only); validation stays in fp32.
+    loader_workers: worker processes gathering training batches ahead of the step (:mod:`benchmark.train.loader`;
+                  0: in the training process, on the one generator that augmentation also draws from).
     seed:         seeds sampling, augmentation and torch's RNG.
     threads:      torch.set_num_threads for the run; 0 leaves the current setting.
     progress:     show a tqdm bar (one tick per epoch, losses in its postfix).
@@ -78,6 +80,7 @@ class TrainConfig:
     head_epochs: int = 0
     head_lr: float = 0.0
     precision: str = "fp32"
+    loader_workers: int = 0
     seed: int = 0
     threads: int = 0
     progress: bool = True
@@ -90,10 +93,11 @@ class TrainConfig:
                 f"optimizer {self.optimizer!r} / schedule {self.schedule!r} not allowed; "
                 f"choose optimizer from {OPTIMIZERS} and schedule from {SCHEDULES}"
             )
-        if not (self.lr > 0 and self.weight_decay >= 0 and self.threads >= 0 and self.head_lr >= 0):
+        if not (self.lr > 0 and self.weight_decay >= 0 and self.threads >= 0 and self.head_lr >= 0
+                and self.loader_workers >= 0):
             raise ValueError(
-                f"need lr > 0, weight_decay >= 0, threads >= 0, head_lr >= 0; got {self.lr}, {self.weight_decay}, "
-                f"{self.threads}, {self.head_lr}"
+                f"need lr > 0, weight_decay >= 0, threads >= 0, head_lr >= 0, loader_workers >= 0; got {self.lr}, "
+                f"{self.weight_decay}, {self.threads}, {self.head_lr}, {self.loader_workers}"
             )
         if (self.head_epochs or self.head_lr) and not self.fine_tune:
             raise ValueError("head_epochs and head_lr apply when fine-tuning a pretrained model (fine_tune)")

@@ -46,7 +46,6 @@ from benchmark.models.autoencoder import SemiSupervisedAE, collapse_stats, combi
 from benchmark.models.face_model import FaceModel
 from benchmark.models.heads import Head
 from benchmark.train.common import (
-    BatchStream,
     IdentityClasses,
     TrainConfig,
     ValPairs,
@@ -57,6 +56,7 @@ from benchmark.train.common import (
 )
 from benchmark.train import distributed
 from benchmark.train.convergence import all_converged
+from benchmark.train.loader import TrainBatches
 
 StepFn = Callable[[], tuple[torch.Tensor, dict[str, float]]]
 ValFn = Callable[[], dict[str, float]]
@@ -240,12 +240,12 @@ def train_supervised(
     head.to(device)  # the head trains where the model is
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    stream = BatchStream(train, cfg.batch_size, rng)
+    batches = TrainBatches(images, train, cfg.batch_size, device, cfg.augment, rng, cfg.loader_workers, cfg.seed)
 
     def step() -> tuple[torch.Tensor, dict[str, float]]:
-        idx = stream.next()
+        idx = batches.draw()
         y = distributed.shard(classes.targets(labels[idx], device))
-        x = distributed.shard(load_batch(images, idx, device, cfg.augment, rng))
+        x = distributed.shard(batches.load(idx))
         loss = F.cross_entropy(head(model(x), y), y)
         return loss, {"loss_a": loss.item()}
 
@@ -297,14 +297,14 @@ def train_semisupervised(
     head.to(device)  # the head trains where the model is
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    lab, unl = BatchStream(labelled, cfg.batch_size, rng), BatchStream(unlabelled, cfg.batch_size, rng)
+    lab, unl = (TrainBatches(images, part, cfg.batch_size, device, cfg.augment, rng, cfg.loader_workers, cfg.seed, i)
+                for i, part in enumerate((labelled, unlabelled)))
     n = cfg.batch_size
     collapse: dict[str, list[float]] = {}
 
     def step() -> tuple[torch.Tensor, dict[str, float]]:
-        il, iu = lab.next(), unl.next()
-        xl = distributed.shard(load_batch(images, il, device, cfg.augment, rng))
-        xu = distributed.shard(load_batch(images, iu, device, cfg.augment, rng))
+        il, iu = lab.draw(), unl.draw()
+        xl, xu = distributed.shard(lab.load(il)), distributed.shard(unl.load(iu))
         downs = model.encode(torch.cat([xl, xu]))
         y = distributed.shard(classes.targets(labels[il], device))
         k = len(xl)  # this process's labelled images (n in one process)
