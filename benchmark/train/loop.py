@@ -86,7 +86,10 @@ def fit(
     ``cfg.fine_tune`` the starting weights compete as epoch 0.
     body: the part of ``modules`` that ``cfg.fine_tune`` starts from pretrained weights (the others are heads):
     frozen in eval mode for ``cfg.head_epochs`` epochs; it trains at ``cfg.lr``, the heads at ``cfg.head_lr``.
-    The progress bar's postfix shows each tracked curve as train/val, and ``val_accuracy`` when present."""
+    The progress bar's postfix shows each tracked curve as train/val, and ``val_accuracy`` when present.
+    Each step runs under autocast in ``cfg.precision`` (with a gradient scaler for fp16) and, under torchrun,
+    through DistributedDataParallel (:func:`~benchmark.train.distributed.data_parallel`); the epoch's logged
+    training losses are then averaged over the processes."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     if cfg.fine_tune and body is None:
