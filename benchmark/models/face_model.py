@@ -37,7 +37,12 @@ def to_float_nchw(images: np.ndarray) -> torch.Tensor:
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
         raise ValueError(f"images must be uint8 (N, H, W, 3), got {images.dtype} {images.shape}")
     # np.require copies only an array that is not C-contiguous and writable (torch warns on read-only arrays)
-    return torch.from_numpy(np.require(images, requirements=["C", "W"])).permute(0, 3, 1, 2).float().div_(255.0)
+    return uint8_to_float_nchw(torch.from_numpy(np.require(images, requirements=["C", "W"])))
+
+
+def uint8_to_float_nchw(batch: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, H, W, 3) tensor -> float32 (N, 3, H, W) in [0, 1], on the tensor's device."""
+    return batch.permute(0, 3, 1, 2).float().div_(255.0)
 
 
 class FaceModel(nn.Module):

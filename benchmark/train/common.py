@@ -1,9 +1,9 @@
 """What every training loop shares: its configuration, batches, identity classes, optimizer and schedule,
 and the early-stopping signal on validation pairs.
 
-Batches are drawn from uint8 (N, H, W, 3) arrays by index and converted on the fly to float32 NCHW in
-[0, 1] (one ``torch.from_numpy`` + ``permute`` + ``/ 255`` per batch, no per-image Python loop), then
-augmented on the model's device (:mod:`benchmark.train.augment`). Sampling and augmentation draw from one
+Batches are drawn from uint8 (N, H, W, 3) arrays by index, moved to the model's device as uint8 and
+converted there to float32 NCHW in [0, 1] (one ``permute`` + ``/ 255`` per batch, no per-image Python loop),
+then augmented there (:mod:`benchmark.train.augment`). Sampling and augmentation draw from one
 ``numpy`` generator seeded by ``TrainConfig.seed``, so a run is deterministic on the CPU.
 
 :func:`val_pair_accuracy` is the verification accuracy of a model on :class:`ValPairs` (pairs of
@@ -23,7 +23,7 @@ from benchmark.device import PRECISIONS
 from benchmark.evaluation.verification import best_threshold, cosine_scores
 from benchmark.models.autoencoder import check_g
 from benchmark.models.checkpoint import embed_images
-from benchmark.models.face_model import FaceModel, to_float_nchw
+from benchmark.models.face_model import FaceModel, uint8_to_float_nchw
 from benchmark.train.augment import AUGMENTATIONS, augment_batch
 
 OPTIMIZERS = ("adamw", "sgd")
@@ -141,7 +141,14 @@ def load_batch(
 ) -> torch.Tensor:
     """uint8 images[idx] -> float32 (B, 3, H, W) in [0, 1] on ``device``, augmented there by ``augment``
     (one of ``AUGMENTATIONS``) with random numbers from ``rng`` (needed unless ``augment`` is "none")."""
-    x = to_float_nchw(images[idx]).to(device, non_blocking=True)
+    return prepare_batch(torch.from_numpy(images[idx]).to(device, non_blocking=True), augment, rng)
+
+
+def prepare_batch(batch: torch.Tensor, augment: str = "none", rng: np.random.Generator | None = None) -> torch.Tensor:
+    """A uint8 (B, H, W, 3) batch -> float32 (B, 3, H, W) in [0, 1] on its device, augmented as :func:`load_batch`."""
+    if batch.dtype != torch.uint8 or batch.dim() != 4 or batch.shape[-1] != 3:
+        raise ValueError(f"images must be uint8 (N, H, W, 3), got {batch.dtype} {tuple(batch.shape)}")
+    x = uint8_to_float_nchw(batch)
     if augment == "none":
         return x
     if rng is None:

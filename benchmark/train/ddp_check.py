@@ -1,7 +1,7 @@
 """Does a 2-process torchrun (DDP, gloo on the CPU) train the model one process trains? ``facebench perf``'s
 ``ddp_2proc_matches_single`` and the test of :mod:`benchmark.train.distributed`.
 
-:func:`weight_difference` makes a small synthetic workspace (its own params.yaml and data stage), trains a stage
+:func:`weight_difference` makes a small synthetic workspace (the tiny preset's params.yaml and data stage), trains a stage
 once in this process and once as ``torchrun --standalone --nproc_per_node N -m benchmark.cli train STAGE`` on the
 same seed, and so the same global batches, and compares the two saved models: the largest absolute difference
 over every parameter and buffer, beside how far training moved the weights from their start (the scale the
@@ -19,29 +19,19 @@ from pathlib import Path
 import torch
 import yaml
 
-from benchmark import config
+from benchmark import config, presets
 from benchmark.data import stage as data_stage
 from benchmark.data.dataset import load_dataset
 from benchmark.models.checkpoint import load_model
 from benchmark.train import stage as train_stage
 from benchmark.train.recipe import build_model, pretrained_cache
 
-SHORT = {"max_epochs": 2, "batch_size": 16, "embedding_dim": 16, "patience": 2}
-WORKSPACE = {
-    "device": "cpu",
-    "data": {
-        "image_size": 32,
-        "synthetic": {"identities": 24, "images_per_identity": 4, "video_frames": 5},
-        "protocol": {"folds": 4, "pairs_per_fold": 10, "institutions": 2, "label_fraction": 0.5},
-    },
-    **{name: SHORT for name in train_stage.STAGES if name != "timm_reference"},
-    "timm_reference": {**SHORT, "backbone": "mobilenetv3_small_100"},
-}
-
 
 def workspace(root: Path) -> Path:
-    """Write ``root/params.yaml`` (tiny synthetic data, 2 epochs) and run its data stage; returns the params path."""
-    raw = {**WORKSPACE, "paths": {"artifacts": str(root / "artifacts"), "reports": str(root / "reports")}}
+    """Write ``root/params.yaml`` (the tiny preset on the CPU: tiny synthetic data, 2 epochs) and run its data stage;
+    returns the params path."""
+    paths = {"artifacts": str(root / "artifacts"), "reports": str(root / "reports")}
+    raw = presets.apply({}, "tiny", {"device": "cpu", "paths": paths})
     path = root / "params.yaml"
     path.write_text(yaml.safe_dump(raw))
     data_stage.run(config.load(path))

@@ -18,8 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from benchmark.train.augment import augment_batch
-from benchmark.train.common import BatchStream, load_batch
+from benchmark.train.common import BatchStream, load_batch, prepare_batch
 
 
 class _Gather(Dataset):
@@ -78,5 +77,4 @@ class TrainBatches:
         if self._drawn is None or self._drawn[0] is not idx:
             raise ValueError("load the batch that draw returned last")
         batch, self._drawn = self._drawn[1].to(self.device, non_blocking=True), None
-        x = batch.permute(0, 3, 1, 2).float().div_(255.0)
-        return x if self.augment == "none" else augment_batch(x, self.augment, self.rng)
+        return prepare_batch(batch, self.augment, self.rng)
