@@ -70,6 +70,21 @@ def test_a_preset_cannot_smuggle_in_a_bad_value():
         presets.apply(yaml.safe_load((ROOT / "params.yaml").read_text()), "tiny", {"semisupervised": {"g": 0.3}})
 
 
+def test_the_full_preset_only_lengthens_budgets_and_the_real_presets_start_from_it():
+    from benchmark import config
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    default = config.as_dict(config.build(config.Params, raw))
+    full = config.as_dict(config.build(config.Params, presets.apply(raw, "full")))
+    assert full["data"] == default["data"] and full["seed"] == default["seed"]  # the same faces and test pairs
+    assert full["semisupervised"]["max_epochs"] > default["semisupervised"]["max_epochs"]
+    assert full["evaluate"]["robustness"]["headline_pairs"] > default["evaluate"]["robustness"]["headline_pairs"]
+    assert full["federated"]["rounds"] * full["federated"]["local_epochs"] > \
+        default["federated"]["rounds"] * default["federated"]["local_epochs"]
+    assert config.read_yaml(presets.FOLDER / "real.yaml")["_extends"] == "full"
+    real = presets.apply(raw, "real")
+    assert real["evaluate"]["robustness"]["headline_pairs"] == full["evaluate"]["robustness"]["headline_pairs"]
+
+
 def test_cli_writes_params_merged_with_a_preset(tmp_path, capsys):
     out = tmp_path / "params.yaml"
     assert cli.main(["preset", "tiny", "--params", str(ROOT / "params.yaml"), "--out", str(out)]) == 0

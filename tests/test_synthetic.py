@@ -24,6 +24,17 @@ def test_image_streams_do_not_depend_on_generation_order():
     assert np.array_equal(small.images[3], large.images[4])  # identity 1, image 1
 
 
+def test_output_does_not_depend_on_the_number_of_worker_processes():
+    one, nz_one = synthetic.generate(5, 3, 2, 32, progress=False, workers=1)
+    two, nz_two = synthetic.generate(5, 3, 2, 32, progress=False, workers=2)
+    assert one.images.tobytes() == two.images.tobytes() and nz_one == nz_two
+    assert list(one.labels) == [0, 0, 1, 1, 2, 2] and one.sources == two.sources
+    ids = synthetic.identities(5, 3)
+    a = synthetic_video.generate(5, ids, np.array([0, 2]), 6, 32, 0.7, progress=False, workers=1)
+    b = synthetic_video.generate(5, ids, np.array([0, 2]), 6, 32, 0.7, progress=False, workers=2)
+    assert all(np.array_equal(x, y) for x, y in zip(a.arrays().values(), b.arrays().values()))
+
+
 def test_identity_has_at_least_15_continuous_parameters():
     ids = synthetic.identities(0, 50)
     assert ids.shape == (50, len(synthetic.IDENTITY_PARAMS)) and ids.shape[1] >= 15

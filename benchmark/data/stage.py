@@ -21,7 +21,6 @@ content (:class:`~benchmark.data.detection_cache.DetectionCache`), so a sweep of
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,11 +39,12 @@ from benchmark.data.folder import FacePreparer, load_folder
 from benchmark.data.synthetic_video import VideoSet
 from benchmark.evaluation.verification import cosine_scores, verification_report
 from benchmark.models.eigenfaces import Eigenfaces
+from benchmark.parallel import cpu_count
 
 
 def detect_workers(setting: int) -> int:
     """``data.detect_workers``: as given, or 0 -> one per CPU core this process may use."""
-    return setting or len(os.sched_getaffinity(0))
+    return setting or cpu_count()
 
 
 def preparer(params: Params) -> FacePreparer:

@@ -17,10 +17,10 @@ import math
 from dataclasses import dataclass, fields, replace
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from benchmark.data import render
 from benchmark.data.faceset import FaceSet
+from benchmark.parallel import ordered_map
 
 # name, centre, half-range: value = centre + z * half-range, z ~ N(0, 0.6) clipped to [-1, 1].
 IDENTITY_PARAMS: tuple[tuple[str, float, float], ...] = (
@@ -286,26 +286,33 @@ def identities(seed: int, count: int) -> np.ndarray:
     return np.stack([sample_identity(identity_rng(seed, i)) for i in range(count)])
 
 
+def _render_identity(task: tuple[int, int, np.ndarray, int, int, float]) -> list[tuple[np.ndarray, Nuisance]]:
+    """The images of one identity and their nuisances (one task of :func:`generate`)."""
+    seed, i, identity, images_per_identity, size, difficulty = task
+    out = []
+    for k in range(images_per_identity):
+        nz = sample_nuisance(identity_rng(seed, i, k), difficulty)
+        out.append((render_face(identity, nz, size), nz))
+    return out
+
+
 def generate(
-    seed: int, count: int, images_per_identity: int, size: int = 64, difficulty: float = 1.0, progress: bool = True
+    seed: int, count: int, images_per_identity: int, size: int = 64, difficulty: float = 1.0, progress: bool = True,
+    workers: int | None = None
 ) -> tuple[FaceSet, list[Nuisance]]:
-    """Render ``count`` identities x ``images_per_identity`` images; returns the faces and their nuisances."""
+    """Render ``count`` identities x ``images_per_identity`` images in ``workers`` processes (default: one per
+    CPU core; the output does not depend on it); returns the faces and their nuisances."""
     params = identities(seed, count)
-    images, labels, sources, nuisances = [], [], [], []
-    for i in tqdm(range(count), desc="synthetic faces", unit="identity", disable=not progress):
-        for k in range(images_per_identity):
-            nz = sample_nuisance(identity_rng(seed, i, k), difficulty)
-            images.append(render_face(params[i], nz, size))
-            labels.append(i)
-            sources.append(f"synthetic:{i:05d}:{k:03d}")
-            nuisances.append(nz)
+    tasks = [(seed, i, params[i], images_per_identity, size, difficulty) for i in range(count)]
+    rendered = [pair for one in ordered_map(_render_identity, tasks, "synthetic faces", "identity", workers, progress)
+                for pair in one]
     faces = FaceSet(
-        images=np.stack(images),
-        labels=np.asarray(labels, np.int64),
+        images=np.stack([image for image, _ in rendered]),
+        labels=np.repeat(np.arange(count, dtype=np.int64), images_per_identity),
         identities=[f"synthetic_{i:05d}" for i in range(count)],
-        sources=sources,
+        sources=[f"synthetic:{i:05d}:{k:03d}" for i in range(count) for k in range(images_per_identity)],
     )
-    return faces, nuisances
+    return faces, [nz for _, nz in rendered]
 
 
 def frontal(nz: Nuisance) -> Nuisance:

@@ -18,9 +18,9 @@ import math
 from dataclasses import dataclass, replace
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from benchmark.data.synthetic import identity_rng, render_face, sample_nuisance
+from benchmark.parallel import ordered_map
 
 DEFECTS = ("none", "motion_blur", "dark", "occluded", "turned_away", "out_of_frame")
 VIDEO_STREAM = 7
@@ -80,16 +80,19 @@ def render_video(
 
 def generate(
     seed: int, params: np.ndarray, labels: np.ndarray, frames: int, size: int, difficulty: float,
-    spoiled_share: float = 0.5, progress: bool = True
+    spoiled_share: float = 0.5, progress: bool = True, workers: int | None = None
 ) -> VideoSet:
     """One video for each identity label in ``labels`` (rows of ``params`` are identity vectors), with
     ``spoiled_share`` of each video's frames spoiled (default 0.5: a random frame is spoiled half the time, the
-    situation frame selection is for)."""
-    clips, quality, defects = [], [], []
-    for label in tqdm(labels, desc="synthetic videos", unit="video", disable=not progress):
-        rng = identity_rng(seed, int(label), stream=VIDEO_STREAM)
-        f, q, d = render_video(params[label], rng, frames, size, difficulty, spoiled_share)
-        clips.append(f)
-        quality.append(q)
-        defects.append(d)
-    return VideoSet(np.stack(clips), np.asarray(labels, np.int64), np.stack(quality), np.stack(defects))
+    situation frame selection is for), rendered in ``workers`` processes (default: one per CPU core; the output
+    does not depend on it)."""
+    tasks = [(identity_rng(seed, int(label), stream=VIDEO_STREAM), params[label], frames, size, difficulty, spoiled_share)
+             for label in labels]
+    videos = ordered_map(_render_task, tasks, "synthetic videos", "video", workers, progress)
+    clips, quality, defects = (np.stack(part) for part in zip(*videos))
+    return VideoSet(clips, np.asarray(labels, np.int64), quality, defects)
+
+
+def _render_task(task: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng, identity, frames, size, difficulty, spoiled_share = task
+    return render_video(identity, rng, frames, size, difficulty, spoiled_share)

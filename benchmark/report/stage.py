@@ -42,7 +42,7 @@ SECTIONS = (
      ("supervised", "semisupervised", "timm_reference", "identification"),
      "Six-conv autoencoder with a fully connected supervised head: Loss = g LossA + (1-g)(Loss1+Loss2+Loss3) on "
      "labelled and unlabelled faces; compared with the same encoder on the labelled faces alone and with a timm "
-     "resnet18. Used to identify a person from a face video through a quality-checked frame and an identity database."),
+     "backbone (mobilenetv3_small_100 by default, resnet18 in the full preset). Used to identify a person from a face video through a quality-checked frame and an identity database."),
     ("hardened", "Adversarially hardened (patent CN116665282A)", ("adversarial", "pgd_at", "trades"),
      "Training on source batches; after every batch the loss is checked against a precision threshold, and while it "
      "is below, a regularizer built from source, adversarial and target samples is switched on with adversarial "
