@@ -97,6 +97,12 @@ def test_identification_stage_reports_frame_choices(tiny):
     diff = metrics["selection_difference"]
     assert diff["difference"] == pytest.approx(metrics["rank1_selected_frame"] - metrics["rank1_random_frame"])
     assert diff["ci"][0] <= diff["difference"] <= diff["ci"][1] and metrics["closed_set_videos"] <= metrics["videos"]
+    # the gate was calibrated on the validation identities' videos, not on the test videos
+    gate = metrics["quality_gate"]
+    validation_ids = np.unique(protocol.labels[protocol.protocol.val_pairs])
+    assert gate["calibration_videos"] == len(validation_ids) and not set(validation_ids) & set(protocol.labels[protocol.protocol.test])
+    assert {"min_sharpness", "min_brightness", "min_symmetry"} <= set(gate["thresholds"])  # assume_cropped's checks
+    assert 0 <= gate["rank1_selected_frame_params_gate"] <= 1 and 0 <= gate["calibrated_clean_pass_rate"] <= 1
 
 
 def test_identification_without_videos_identifies_the_probe_stills(tiny, tmp_path):

@@ -9,6 +9,8 @@ Outputs (paths from params.yaml ``paths``), each written atomically:
 * ``<artifacts>/data/protocol.npz``: the :class:`~benchmark.data.protocol.Protocol` arrays;
 * ``<artifacts>/data/benchmarks/<name>.npz``: each benchmark set (:class:`~benchmark.data.dataset.BenchmarkSet`);
 * ``<artifacts>/data/videos.npz``: synthetic test-identity videos with per-frame quality (synthetic only);
+* ``<artifacts>/data/calibration_videos.npz``: the same for the validation identities, on which the identification
+  stage calibrates its quality gate (synthetic only);
 * ``<artifacts>/data/manifest.json``: counts, the data seed (``data.seed``), source, content hashes, per input file
   whether it was detected and aligned or taken as a crop, every unusable input, and each benchmark set's overlap with training;
 * ``<reports>/metrics/data.json``: the stage's metrics (the contract later stages and reviewers read).
@@ -95,13 +97,12 @@ def run(params: Params) -> DataResult:
             prep = preparer(params)
         sets[b.name], unusable[b.name] = benchmarks_mod.build(b, f"data.benchmarks[{k}]", faces, proto, geometry, prep,
                                                               cfg.protocol, seed)
-    videos = None
+    videos = calibration_videos = None
     if identity_params is not None:
-        test_ids = np.unique(faces.labels[proto.test])
-        videos = synthetic_video.generate(
-            seed, identity_params, test_ids, cfg.synthetic.video_frames, cfg.image_size, cfg.synthetic.difficulty,
-            cfg.synthetic.spoiled_share
-        )
+        video_args = (cfg.synthetic.video_frames, cfg.image_size, cfg.synthetic.difficulty, cfg.synthetic.spoiled_share)
+        videos = synthetic_video.generate(seed, identity_params, np.unique(faces.labels[proto.test]), *video_args)
+        calibration_videos = synthetic_video.generate(seed, identity_params, np.unique(faces.labels[proto.val_pairs]),
+                                                      *video_args, desc="calibration videos")
 
     eig = Eigenfaces(cfg.eigenfaces.components, seed).fit(faces.images[proto.train])
     scores = {name: cosine_scores(eig.embed(s.images), s.pairs) for name, s in sets.items()}
@@ -125,6 +126,7 @@ def run(params: Params) -> DataResult:
         io.write_npz(out / "benchmarks" / f"{name}.npz", **s.arrays())
     if videos is not None:
         io.write_npz(out / "videos.npz", **videos.arrays())
+        io.write_npz(out / "calibration_videos.npz", **calibration_videos.arrays())
     io.write_json(out / "manifest.json", manifest)
     labels = faces.labels
     metrics = {
@@ -135,6 +137,7 @@ def run(params: Params) -> DataResult:
         "test_images": int(len(proto.test)),
         "pairs": int(len(proto.pairs)),
         "videos": 0 if videos is None else int(len(videos.labels)),
+        "calibration_videos": 0 if calibration_videos is None else int(len(calibration_videos.labels)),
         "seconds": round(time.perf_counter() - start, 2),
         "training": {
             "identities": int(len(np.unique(labels[proto.train]))),

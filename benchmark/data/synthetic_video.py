@@ -80,7 +80,7 @@ def render_video(
 
 def generate(
     seed: int, params: np.ndarray, labels: np.ndarray, frames: int, size: int, difficulty: float,
-    spoiled_share: float = 0.5, progress: bool = True, workers: int | None = None
+    spoiled_share: float = 0.5, progress: bool = True, workers: int | None = None, desc: str = "synthetic videos"
 ) -> VideoSet:
     """One video for each identity label in ``labels`` (rows of ``params`` are identity vectors), with
     ``spoiled_share`` of each video's frames spoiled (default 0.5: a random frame is spoiled half the time, the
@@ -88,7 +88,7 @@ def generate(
     does not depend on it)."""
     tasks = [(identity_rng(seed, int(label), stream=VIDEO_STREAM), params[label], frames, size, difficulty, spoiled_share)
              for label in labels]
-    videos = ordered_map(_render_task, tasks, "synthetic videos", "video", workers, progress)
+    videos = ordered_map(_render_task, tasks, desc, "video", workers, progress)
     clips, quality, defects = (np.stack(part) for part in zip(*videos))
     return VideoSet(clips, np.asarray(labels, np.int64), quality, defects)
 

@@ -168,22 +168,26 @@ def score_frames(frames: np.ndarray, cfg: QualityConfig, detector: FaceDetector 
     return scores
 
 
+# Every check: (measurement, the QualityConfig threshold it is held to, ">=" or "<=").
+CHECKS = (
+    ("confidence", "min_confidence", ">="),
+    ("face_size", "min_face_size", ">="),
+    ("sharpness", "min_sharpness", ">="),
+    ("brightness", "min_brightness", ">="),
+    ("brightness", "max_brightness", "<="),
+    ("clipped", "max_clipped", "<="),
+    ("frontalness", "min_frontalness", ">="),
+    ("symmetry", "min_symmetry", ">="),
+)
+
+
 def failed_checks(q: FrameQuality, cfg: QualityConfig) -> list[str]:
     """The checks ``q`` fails under ``cfg``, each as 'name=value < threshold' (empty: it passes)."""
     if q.confidence == 0.0 and q.sharpness is None:
         return [f"no face found (confidence 0.00 < {cfg.min_confidence:.2f})"]
-    checks = (
-        ("confidence", q.confidence, ">=", cfg.min_confidence),
-        ("face_size", q.face_size, ">=", cfg.min_face_size),
-        ("sharpness", q.sharpness, ">=", cfg.min_sharpness),
-        ("brightness", q.brightness, ">=", cfg.min_brightness),
-        ("brightness", q.brightness, "<=", cfg.max_brightness),
-        ("clipped", q.clipped, "<=", cfg.max_clipped),
-        ("frontalness", q.frontalness, ">=", cfg.min_frontalness),
-        ("symmetry", q.symmetry, ">=", cfg.min_symmetry),
-    )
     failed = []
-    for name, value, need, threshold in checks:
+    for name, key, need in CHECKS:
+        value, threshold = getattr(q, name), getattr(cfg, key)
         if value is None:
             continue
         ok = value >= threshold if need == ">=" else value <= threshold

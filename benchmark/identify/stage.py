@@ -2,7 +2,10 @@
 
 With the semi-supervised model (or the converted FaceNet, ``identify.model: pretrained``): enrol the gallery (one
 identity record per known test identity) in an :class:`~benchmark.identify.database.IdentityDB` (SQLite + FAISS),
-score every video frame's quality, and compare rank-1 with the selected frame, a random frame and the worst frame;
+score every video frame's quality, and compare rank-1 with the selected frame, a random frame and the worst frame.
+The quality gate that decides which frames may be selected is calibrated first, on the validation identities'
+videos (:mod:`benchmark.identify.calibration`), never on the test videos; ``quality_gate`` holds its thresholds,
+their Youden's J, its pass rates and the rank-1 that params.yaml's own thresholds would have given;
 the open-set threshold is the model's threshold at ``identify.far`` on the training source's validation pairs (never
 the test pairs). Writes ``<reports>/metrics/identification.json`` (``rank1_selected_frame``, ``rank1_random_frame``,
 ``rank1_worst_frame``, ``quality_spearman``, ``gallery_size``, ``model`` and the open-set figures), and the paired
@@ -29,7 +32,9 @@ from benchmark.evaluation.calibration import threshold_for_far
 from benchmark.identify.database import IdentityDB
 from benchmark.evaluation.paired import paired_difference
 from benchmark.identify.evidence import frame_choices, quality_spearman, rank1_by_choice
-from benchmark.identify.quality import failed_checks, score_frames
+from benchmark.identify.calibration import calibrate
+from benchmark.identify.quality import FrameQuality, failed_checks, score_frames
+from benchmark.identify.settings import QualityConfig
 from benchmark.models.checkpoint import embed_images, load_model, model_identity
 from benchmark.data.dataset import load_dataset
 from benchmark.train.recipe import PRETRAINED_VARIANT, check_crops, pretrained_variant
@@ -89,6 +94,11 @@ def run(params: Params) -> IdentificationResult:
     return result
 
 
+def _score(frames: np.ndarray, cfg: QualityConfig, detector: FaceDetector | None, desc: str) -> list[list[FrameQuality]]:
+    """The quality of every frame of every video (V, T, H, W, 3)."""
+    return [score_frames(video, cfg, detector) for video in tqdm(frames, desc=desc, unit="video")]
+
+
 def _open_set(answers: list, labels: np.ndarray, gallery_labels: np.ndarray, far: float, threshold: float) -> dict:
     """Share of known identities named correctly and of unknown ones answered "unknown"."""
     known = np.isin(labels, gallery_labels)
@@ -107,16 +117,23 @@ def _videos(params: Params, video_file: Path, model, model_id: str, db: Identity
     """Score every frame's quality, compare the frame choices' rank-1, and identify each video's selected frame."""
     with np.load(video_file) as v:
         frames, video_labels, truth, defect = v["frames"], v["labels"], v["quality"], v["defect"]
-    cfg = params.identify.quality
-    detector = None if cfg.assume_cropped else FaceDetector(min_confidence=cfg.min_confidence)
-    measured = np.zeros(truth.shape)
-    passed = np.zeros(truth.shape, bool)
-    for i in tqdm(range(len(frames)), desc="frame quality", unit="video"):
-        for q in score_frames(frames[i], cfg, detector):
-            measured[i, q.index], passed[i, q.index] = q.combined, not failed_checks(q, cfg)
-    choices, no_pass = frame_choices(measured, passed, truth, params.seed)
+    with np.load(video_file.with_name("calibration_videos.npz")) as v:
+        calibration_frames, calibration_defect = v["frames"], v["defect"]
+    detector = None if params.identify.quality.assume_cropped else FaceDetector()
+    calibration = _score(calibration_frames, params.identify.quality, detector, "calibration videos")
+    cfg, gate = calibrate(calibration, calibration_defect > 0, params.identify.quality)
+    qualities = _score(frames, cfg, detector, "frame quality")
+    measured = np.array([[q.combined for q in video] for video in qualities])
     frame_emb = embed_images(model, frames.reshape(-1, *frames.shape[2:])).reshape(*frames.shape[:2], -1)
-    rank1 = rank1_by_choice(frame_emb, video_labels, gallery_emb, gallery_labels, choices)
+    gates = {}
+    for name, gate_cfg in (("calibrated", cfg), ("params", params.identify.quality)):
+        passed = np.array([[not failed_checks(q, gate_cfg) for q in video] for video in qualities])
+        choices, no_pass = frame_choices(measured, passed, truth, params.seed)
+        gates[name] = (passed, choices, no_pass, rank1_by_choice(frame_emb, video_labels, gallery_emb, gallery_labels,
+                                                                 choices))
+    passed, choices, no_pass, rank1 = gates["calibrated"]
+    gate["rank1_selected_frame_params_gate"] = gates["params"][3]["selected"]
+    gate["calibration_videos"] = int(len(calibration_frames))
     selection = paired_difference(rank1["correct"]["selected"], rank1["correct"]["random"], seed=params.seed)
     selected = frame_emb[np.arange(len(frames)), choices["selected"]]
     answers = [db.identify(e, threshold, model_id=model_id) for e in selected]
@@ -134,6 +151,7 @@ def _videos(params: Params, video_file: Path, model, model_id: str, db: Identity
         "quality_spearman_within_video": spearman["within_video"],
         "videos": int(len(frames)),
         "videos_without_passing_frame": no_pass,
+        "quality_gate": gate,
         "open_set": _open_set(answers, video_labels, gallery_labels, params.identify.far, threshold),
     }
     top_scores, known = np.array([a.score for a in answers]), np.isin(video_labels, gallery_labels)
