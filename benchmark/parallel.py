@@ -1,7 +1,8 @@
 """Work spread over processes: :func:`ordered_map` runs a picklable function over items in spawned worker
 processes (one per CPU core this process may use, by default) and returns the results in input order, with a
 progress bar. Meant for pure, CPU-bound work (rendering synthetic faces): the results do not depend on the
-number of workers."""
+number of workers. Like any spawned pool, it re-imports the calling script in each worker: a script needs the
+``if __name__ == "__main__":`` guard."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import multiprocessing
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from tqdm.auto import tqdm
@@ -27,5 +29,10 @@ def ordered_map(fn: Callable[[Any], Any], items: Sequence, desc: str, unit: str,
     bar = {"total": len(items), "desc": desc, "unit": unit, "disable": not progress}
     if workers <= 1:
         return [fn(item) for item in tqdm(items, **bar)]
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return list(tqdm(pool.map(fn, items, chunksize=max(1, len(items) // (8 * workers))), **bar))
+    try:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            return list(tqdm(pool.map(fn, items, chunksize=max(1, len(items) // (8 * workers))), **bar))
+    except BrokenProcessPool as exc:
+        raise RuntimeError(f"{desc}: a worker process died before finishing; a script that starts this work must run "
+                           "it under `if __name__ == \"__main__\":` (each spawned worker imports the script again), and "
+                           "standard input cannot be such a script") from exc
