@@ -141,6 +141,20 @@ def test_quality_spearman_pooled_and_within_videos():
         evidence.quality_spearman(truth, truth[:, :2])
 
 
+def test_clip_choices_score_the_selected_a_random_and_the_worst_frame_of_a_real_clip():
+    named = ["ann", None, "bob", "ann", "ann"]
+    measured = np.array([0.9, 0.0, 0.1, 0.5, 0.95])
+    passed = np.array([True, False, False, True, False])
+    out = evidence.clip_choices(named, measured, passed, "ann")
+    assert out == {"selected": True, "random": 0.6, "worst": False, "frames": 5, "frames_with_face": 4,
+                   "frames_passing": 2, "selected_frame": 0, "worst_frame": 2}  # frame 4 scores higher but fails
+    assert evidence.clip_choices(named, measured, np.zeros(5, bool), "ann")["selected_frame"] == 4  # fallback
+    with pytest.raises(ValueError, match="no frame of the clip has a face"):
+        evidence.clip_choices([None], np.zeros(1), np.zeros(1, bool), "ann")
+    with pytest.raises(ValueError, match="of one length"):
+        evidence.clip_choices(named, measured[:2], passed, "ann")
+
+
 def test_frame_choices_gate_on_passing_and_fall_back():
     # Prepare: video 0's best measured frame fails; no frame of video 1 passes
     measured = np.array([[0.9, 0.2, 0.6], [0.1, 0.7, 0.3]])

@@ -1,4 +1,4 @@
-"""Evidence that frame selection matters, on synthetic videos with per-frame ground truth.
+"""Evidence that frame selection matters: on synthetic videos with per-frame ground truth, and on a real clip.
 
 Pure functions for the identification notebook (issue 4, ``reports/metrics/identification.json``):
 
@@ -8,7 +8,10 @@ Pure functions for the identification notebook (issue 4, ``reports/metrics/ident
 * :func:`frame_choices`: per video, the selected frame (best passing), a random frame (seeded)
   and the worst frame by ground truth, plus the best by ground truth (an oracle upper bound);
 * :func:`rank1_by_choice`: closed-set rank-1 identification with each choice of frame, and each video's outcome
-  (for a paired test between two choices on the same videos).
+  (for a paired test between two choices on the same videos);
+* :func:`clip_choices`: the same three choices on a real clip of one known person, which has no per-frame ground
+  truth: whether the selected and the worst-scored frame name that person, and the share of its frames that do
+  (what a frame drawn at random gets right on average).
 
 Shapes: V videos of T frames; ``measured``, ``truth`` and ``passed`` are (V, T).
 """
@@ -88,3 +91,25 @@ def rank1_by_choice(frame_embeddings: np.ndarray, video_labels: np.ndarray, gall
     out["videos"] = int(len(rows))
     out["correct"] = correct
     return out
+
+
+def clip_choices(named: list[str | None], measured: np.ndarray, passed: np.ndarray, subject: str) -> dict:
+    """Frame choices on a real clip of ``subject``: ``named[t]`` is the enrolled identity closest to frame t's face
+    (None: no face found, a miss), ``measured`` (T,) its combined quality and ``passed`` (T,) whether it passes the
+    gate. Returns ``{"selected", "worst"}`` (does the best passing frame / the lowest-scored frame with a face name
+    ``subject``; the selected frame falls back to the best-scored one when none passes), ``"random"`` (the share of
+    all T frames that name ``subject``: a random frame's expected rank-1), ``"frames"``, ``"frames_with_face"``,
+    ``"frames_passing"`` and the frame indices ``selected_frame`` and ``worst_frame``."""
+    measured, passed = np.asarray(measured, np.float64), np.asarray(passed, bool)
+    if not (len(named) == len(measured) == len(passed)) or len(named) == 0:
+        raise ValueError(f"named, measured and passed must be non-empty and of one length, got {len(named)}, "
+                         f"{len(measured)} and {len(passed)}")
+    face = np.array([n is not None for n in named])
+    if not face.any():
+        raise ValueError("no frame of the clip has a face: nothing to choose from")
+    hit = np.array([n == subject for n in named])
+    selected = int(np.argmax(np.where(passed, measured, -np.inf))) if passed.any() else int(np.argmax(measured))
+    worst = int(np.argmin(np.where(face, measured, np.inf)))
+    return {"selected": bool(hit[selected]), "random": float(hit.mean()), "worst": bool(hit[worst]),
+            "frames": len(named), "frames_with_face": int(face.sum()), "frames_passing": int(passed.sum()),
+            "selected_frame": selected, "worst_frame": worst}
