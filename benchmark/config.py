@@ -192,11 +192,14 @@ def check_init(cfg: Any) -> None:
 class SemiSupervisedConfig(SupervisedConfig):
     """The patent's semi-supervised stage: Loss = g * LossA + (1 - g) * LossB, g in (0.5, 1); LossA always on
     the labelled images, LossB on the unlabelled ones. Its decoder mirrors the ``ae_encoder``, so it trains
-    from scratch only (``init: scratch``)."""
+    from scratch only (``init: scratch``). ``noise``: std of the Gaussian noise (pixel units) on the unlabelled
+    images of the corrupted pass the decoder denoises (Ladder Networks' formulation; 0: the decoder works from the
+    pass its targets come from, the patent read literally; benchmark/models/autoencoder.py)."""
 
     init: str = _choice("scratch", "scratch")
     images: str = _choice("labelled", "labelled")
     g: float = _num(0.75, 0.5, 1.0, "()")
+    noise: float = _num(0.1, 0.0, 1.0)
 
 
 ATTACK_NAMES = ("apgd", "cw_l2", "fgsm", "mifgsm", "pgd_l2", "pgd_linf", "square")  # = ATTACKS.names() (a test checks)

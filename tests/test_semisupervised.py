@@ -8,6 +8,7 @@ from benchmark.models.autoencoder import (
     collapse_stats,
     combine,
     feature_loss,
+    mean_map_losses,
 )
 from benchmark.models.face_model import build_face_model
 
@@ -69,6 +70,30 @@ def test_the_target_down_side_gets_no_gradient_from_a_feature_loss():
     feature_loss(up, down).backward()
     # Assert
     assert down.grad is None and up.grad.abs().sum() > 0
+
+
+def test_denoising_losses_compare_the_corrupted_pass_with_the_clean_targets():
+    # Prepare: with targets the decoder still reads the corrupted pass, but is scored against the clean one
+    model = tiny_ae().eval()
+    x = torch.rand(4, 3, 16, 16)
+    clean, noisy = model.encode(x), model.encode(x + 0.1 * torch.randn_like(x))
+    # Execute
+    with torch.no_grad():
+        denoising, plain = model.skip_losses(noisy, clean), model.skip_losses(noisy)
+        up1, up2, up3 = model.decoder(noisy[2])
+    # Assert
+    assert denoising[0].item() == pytest.approx(feature_loss(up1, clean[2]).item())
+    assert denoising[2].item() == pytest.approx(feature_loss(up3, clean[0]).item())
+    assert all(a.item() != pytest.approx(b.item()) for a, b in zip(denoising, plain))
+
+
+def test_the_mean_map_floor_is_zero_for_identical_maps_and_what_predicting_the_mean_scores():
+    same = torch.randn(1, 4, 2, 2).expand(3, 4, 2, 2)
+    assert all(v.item() == pytest.approx(0.0, abs=1e-6) for v in mean_map_losses((same, same, same)))
+    downs = tuple(torch.randn(5, c, s, s) for c, s in ((4, 8), (6, 4), (8, 2)))
+    floors = mean_map_losses(downs)
+    assert floors[0] == pytest.approx(feature_loss(downs[2].mean(0, keepdim=True).expand(5, 8, 2, 2), downs[2]).item())
+    assert all(0 < f.item() <= 4 for f in floors)
 
 
 def test_feature_loss_is_two_times_one_minus_correlation_whatever_the_scale():

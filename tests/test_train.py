@@ -211,6 +211,19 @@ def test_a_short_semi_supervised_run_lowers_both_losses_without_collapse(data):
     assert all(len(v) == 6 and v[-1] > 0.1 for v in history["collapse"].values())
 
 
+def test_a_denoising_run_logs_each_skip_loss_beside_its_mean_map_floor(data):
+    images, labels, labelled, unlabelled, val = data
+    cfg = TrainConfig(max_epochs=2, batch_size=8, patience=50, noise=0.1, progress=False)
+    history = train_semisupervised(SemiSupervisedAE(_model()), create_head("arcface", embedding_dim=16, num_classes=6),
+                                   images, labels, labelled, unlabelled, val, cfg)
+    curves = history["curves"]
+    for k in ("loss1", "loss2", "loss3"):
+        assert len(curves[k]["train"]) == len(curves[k]["val"]) == 2
+        assert curves[f"{k}_mean_map"]["train"] == [] and 0 < curves[f"{k}_mean_map"]["val"][-1] <= 4
+    with pytest.raises(ValueError, match="noise must be in"):
+        TrainConfig(noise=1.5)
+
+
 def test_semi_supervised_run_ends_only_when_both_losses_converged(data):
     images, labels, labelled, unlabelled, val = data
     cfg = TrainConfig(max_epochs=5, batch_size=8, patience=1, min_delta=0.9, progress=False)

@@ -4,8 +4,8 @@ With the semi-supervised model (or the converted FaceNet, ``identify.model: pret
 identity record per known test identity) in an :class:`~benchmark.identify.database.IdentityDB` (SQLite + FAISS),
 score every video frame's quality, and compare rank-1 with the selected frame, a random frame and the worst frame.
 The quality gate that decides which frames may be selected is calibrated first, on the validation identities'
-videos (:mod:`benchmark.identify.calibration`), never on the test videos; ``quality_gate`` holds its thresholds,
-their Youden's J, its pass rates and the rank-1 that params.yaml's own thresholds would have given;
+videos (:mod:`benchmark.identify.calibration`), never on the test videos; ``quality_gate`` holds its thresholds
+beside params.yaml's, the pass rates of both on the calibration frames and the rank-1 params.yaml's gate would give;
 the open-set threshold is the model's threshold at ``identify.far`` on the training source's validation pairs (never
 the test pairs). Writes ``<reports>/metrics/identification.json`` (``rank1_selected_frame``, ``rank1_random_frame``,
 ``rank1_worst_frame``, ``quality_spearman``, ``gallery_size``, ``model`` and the open-set figures), and the paired

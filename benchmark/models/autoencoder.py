@@ -17,6 +17,13 @@ Losses (claims 1, 3, 4): LossA is the head's supervised loss on labelled images;
 Loss1 ties down3 to up1, Loss2 down2 to up2, Loss3 down1 to up3, LossB = Loss1 + Loss2 + Loss3, and
 Loss = g * LossA + (1 - g) * LossB with g in (0.5, 1).
 
+Denoising (Rasmus et al. 2015, "Semi-supervised learning with Ladder Networks"). Read literally, Loss1
+compares up1 = conv4(down3) with down3 of the same pass: conv4 near the identity solves it and teaches the
+encoder nothing. With ``noise`` > 0 the decoder works from a corrupted pass instead (Gaussian noise of std
+``noise`` added to the unlabelled images, in [0, 1] pixel units) and up1..up3 must match the clean pass's
+down3..down1: every skip loss asks for denoising. :func:`mean_map_losses` gives each loss's floor for a decoder
+that ignores its input and predicts the mean map, which the training curves plot beside each loss.
+
 Collapse. A feature-matching loss is minimised by shrinking both sides to nothing (or to one constant
 map), which also makes the features useless. Three choices prevent it:
 
@@ -117,6 +124,12 @@ def feature_loss(up: torch.Tensor, down: torch.Tensor) -> torch.Tensor:
     )
 
 
+def mean_map_losses(downs: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """What (Loss1, Loss2, Loss3) would be for a decoder that predicts every image's map as the batch's mean map
+    (down3, down2, down1 averaged over the N >= 2 images): the floor a decoder reaches without using its input."""
+    return tuple(feature_loss(d.mean(dim=0, keepdim=True).expand_as(d), d) for d in (downs[2], downs[1], downs[0]))
+
+
 def check_g(g: float) -> float:
     """``g`` if it lies in the open interval (0.5, 1) that the patent allows (claim 1), else ValueError."""
     lo, hi = G_RANGE
@@ -152,10 +165,13 @@ class SemiSupervisedAE(nn.Module):
         """down3 (N, C3, S/8, S/8) -> raw embedding (N, D) through the fully connected layer."""
         return self.face.neck(down3.flatten(1))
 
-    def skip_losses(self, downs: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(Loss1, Loss2, Loss3) = (down3~up1, down2~up2, down1~up3), each a scalar in [0, 4]."""
+    def skip_losses(self, downs: tuple[torch.Tensor, ...],
+                    targets: tuple[torch.Tensor, ...] | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(Loss1, Loss2, Loss3) = (down3~up1, down2~up2, down1~up3), each a scalar in [0, 4]: the decoder works
+        from ``downs`` (a corrupted pass when denoising) and matches ``targets`` (default: ``downs`` themselves)."""
+        targets = downs if targets is None else targets
         up1, up2, up3 = self.decoder(downs[2])
-        return feature_loss(up1, downs[2]), feature_loss(up2, downs[1]), feature_loss(up3, downs[0])
+        return feature_loss(up1, targets[2]), feature_loss(up2, targets[1]), feature_loss(up3, targets[0])
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """(N, 3, S, S) in [0, 1] -> (down1, down2, down3, up1, up2, up3)."""

@@ -45,6 +45,8 @@ class TrainConfig:
                   min_delta is relative for a loss (0.01 = 1% of its best) and absolute for the validation
                   pairs' accuracy (0.01 = one point).
     g:            weight of LossA in Loss = g * LossA + (1 - g) * LossB, in (0.5, 1) (semi-supervised only).
+    noise:        semi-supervised only: std of the Gaussian noise on the unlabelled images of the pass the decoder
+                  denoises (0: the decoder works from the clean pass its targets come from).
     augment:      training augmentation (:mod:`benchmark.train.augment`): "standard" (flip, shift/scale,
                   colour jitter), "flip" (horizontal flip only) or "none".
     keep_best:    with validation pairs, end with the weights of the epoch of best ``val_accuracy`` instead of
@@ -74,6 +76,7 @@ class TrainConfig:
     patience: int = 4
     min_delta: float = 0.01
     g: float = 0.75
+    noise: float = 0.0
     augment: str = "standard"
     keep_best: bool = True
     fine_tune: bool = False
@@ -108,6 +111,8 @@ class TrainConfig:
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision {self.precision!r} not allowed; choose from {tuple(PRECISIONS)}")
         check_g(self.g)
+        if not 0 <= self.noise <= 1:
+            raise ValueError(f"noise must be in [0, 1] (pixel units), got {self.noise}")
 
 
 class BatchStream:

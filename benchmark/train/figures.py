@@ -8,8 +8,8 @@ from matplotlib.figure import Figure
 def loss_curves(
     history: dict, names: tuple[str, ...] = ("loss_a", "loss_b", "loss1", "loss2", "loss3", "loss_adv", "term")
 ) -> Figure:
-    """Train and validation curves of each loss the history has (a curve may have only one of them);
-    a dashed line where it converged."""
+    """Train and validation curves of each loss the history has (a curve may have only one of them), a dotted
+    line for a skip loss's mean-map floor (``<name>_mean_map``) and a dashed one where it converged."""
     shown = [n for n in names if n in history["curves"]]
     fig = Figure(figsize=(4.2 * len(shown), 3.4), layout="constrained")
     axes = fig.subplots(1, len(shown), squeeze=False)[0]
@@ -18,6 +18,9 @@ def loss_curves(
         for split, label in (("train", "train"), ("val", "validation")):
             if curve[split]:
                 ax.plot(range(1, len(curve[split]) + 1), curve[split], label=label)
+        floor = history["curves"].get(f"{name}_mean_map", {}).get("val")
+        if floor:  # a decoder that predicts the mean map, whatever its input
+            ax.plot(range(1, len(floor) + 1), floor, "k:", label="predict the mean map (validation)")
         converged = history["converged_at"].get(name)
         if converged:
             ax.axvline(converged, color="k", linestyle="--", linewidth=1, label=f"converged (epoch {converged})")

@@ -42,7 +42,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from benchmark.device import PRECISIONS
-from benchmark.models.autoencoder import SemiSupervisedAE, collapse_stats, combine
+from benchmark.models.autoencoder import SemiSupervisedAE, collapse_stats, combine, mean_map_losses
 from benchmark.models.face_model import FaceModel
 from benchmark.models.heads import Head
 from benchmark.train.common import (
@@ -286,7 +286,13 @@ def train_semisupervised(
     encoder pass, and minimises g * LossA + (1 - g) * LossB. An epoch is one pass over the larger of the
     two sets. With no unlabelled images (label_fraction 1.0) LossB uses the labelled images, labels unused.
 
-    Validation: LossA on the ``val`` images of labelled identities, LossB on all ``val`` images, and given
+    With ``cfg.noise`` the decoder works from a second, corrupted pass over the unlabelled images (Gaussian
+    noise of that std) and matches the clean pass's maps, which are computed without gradient (denoising,
+    :mod:`benchmark.models.autoencoder`).
+
+    Validation: LossA on the ``val`` images of labelled identities, LossB on all ``val`` images (from a corrupted
+    pass when denoising, the same noise every epoch), each skip loss's mean-map floor
+    (``loss1_mean_map``...: a decoder predicting the mean map), and given
     ``val_pairs`` the accuracy of ``model.face`` on them (``val_accuracy``), which then replaces LossA in the
     stopping rule and, with ``cfg.keep_best``, picks the epoch whose weights are kept.
     Returns the history (module docstring), with curves for loss, loss_a, loss_b and loss1-3.
@@ -308,11 +314,16 @@ def train_semisupervised(
     def step() -> tuple[torch.Tensor, dict[str, float]]:
         il, iu = lab.draw(), unl.draw()
         xl, xu = distributed.shard(lab.load(il)), distributed.shard(unl.load(iu))
+        k = len(xl)  # this process's labelled images (n in one process)
+        targets = None
+        if cfg.noise:  # denoising: the decoder works from a corrupted pass, its targets from the clean one
+            with torch.no_grad():
+                targets = model.encode(xu)
+            xu = xu + cfg.noise * torch.randn_like(xu)
         downs = model.encode(torch.cat([xl, xu]))
         y = distributed.shard(classes.targets(labels[il], device))
-        k = len(xl)  # this process's labelled images (n in one process)
         loss_a = F.cross_entropy(head(model.embedding(downs[2][:k]), y), y)
-        parts = model.skip_losses(tuple(d[k:] for d in downs))
+        parts = model.skip_losses(tuple(d[k:] for d in downs), targets)
         loss_b = parts[0] + parts[1] + parts[2]
         loss = combine(loss_a, loss_b, cfg.g)
         logged = {
@@ -327,13 +338,17 @@ def train_semisupervised(
 
     def validate() -> dict[str, float]:
         sums: dict[str, list[tuple[float, int]]] = {}
+        gen = torch.Generator(device=device).manual_seed(cfg.seed)  # the same validation noise every epoch
         for part in val_slices(len(val)):
             idx, known = val[part], known_val[part]
             x = load_batch(images, idx, device)
             downs = model.encode(x)
-            parts = model.skip_losses(downs)
-            for k, v in zip(("loss1", "loss2", "loss3"), parts):
+            noise = cfg.noise * torch.randn(x.shape, generator=gen, device=device) if cfg.noise else None
+            noisy = downs if noise is None else model.encode(x + noise)
+            parts = model.skip_losses(noisy, downs)
+            for k, v, floor in zip(("loss1", "loss2", "loss3"), parts, mean_map_losses(downs)):
                 sums.setdefault(k, []).append((v.item(), len(idx)))
+                sums.setdefault(f"{k}_mean_map", []).append((floor.item(), len(idx)))
             sums.setdefault("loss_b", []).append((sum(p.item() for p in parts), len(idx)))
             if known.any():
                 y = classes.targets(labels[idx[known]], device)
