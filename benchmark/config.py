@@ -328,8 +328,8 @@ class AdversarialTrainingConfig(SupervisedConfig):
     ``validation_attack_pairs``: validation pairs attacked after training (PGD-10 at ``eps``), the robust accuracy
     that hyperparameters are chosen on (``make tune``)."""
 
-    max_epochs: int = _num(6, 1, 1000)
-    patience: int = _num(6, 1, 1000)
+    max_epochs: int = _num(5, 1, 1000)
+    patience: int = _num(5, 1, 1000)
     eps: float = _num(4 / 255, 0.0, 1.0, "(]")
     attack_steps: int = _num(3, 1, 100)
     validation_attack_pairs: int = _num(200, 2, 100_000)
