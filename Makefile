@@ -60,7 +60,7 @@ label-study: setup $(DATA_NOTE)
 TUNE_THRESHOLD ?= 2 4 6 8
 TUNE_BETA ?= 1 12
 TUNE_GAMMA ?= 0 2
-TUNE_EPOCHS ?= 3 8
+TUNE_EPOCHS ?= 3 6
 TUNE_G ?= 0.6 0.75 0.9
 TUNE_BACKBONE ?= resnet18 mobilenetv3_small_100
 

@@ -155,7 +155,7 @@ class SupervisedConfig:
     backbone: str = _choice("ae_encoder", *BACKBONE_NAMES)
     head: str = _choice("arcface", *HEAD_NAMES)
     embedding_dim: int = _num(128, 2, 4096)
-    max_epochs: int = _num(8, 1, 1000)
+    max_epochs: int = _num(7, 1, 1000)
     batch_size: int = _num(64, 2, 4096)
     optimizer: str = _choice("adamw", "adamw", "sgd")
     lr: float = _num(2e-3, 0.0, 10.0, "(]")
@@ -199,7 +199,7 @@ class SemiSupervisedConfig(SupervisedConfig):
     init: str = _choice("scratch", "scratch")
     images: str = _choice("labelled", "labelled")
     g: float = _num(0.75, 0.5, 1.0, "()")
-    noise: float = _num(0.1, 0.0, 1.0)
+    noise: float = _num(0.0, 0.0, 1.0)
 
 
 ATTACK_NAMES = ("apgd", "cw_l2", "fgsm", "mifgsm", "pgd_l2", "pgd_linf", "square")  # = ATTACKS.names() (a test checks)
@@ -276,7 +276,7 @@ class FederatedConfig:
     modes: str = "third_party-blind-plaintext-centralized"
     aggregation: str = _choice("fedavg", "fedavg", "uniform")
     rounds: int = _num(2, 1, 1000)
-    local_epochs: int = _num(2, 1, 1000)
+    local_epochs: int = _num(1, 1, 1000)
     min_institutions: int = _num(3, 1, 64)
     images: str = _choice("all", "all", "labelled")
     augment: str = _choice("flip", "standard", "flip", "none")
@@ -328,11 +328,11 @@ class AdversarialTrainingConfig(SupervisedConfig):
     ``validation_attack_pairs``: validation pairs attacked after training (PGD-10 at ``eps``), the robust accuracy
     that hyperparameters are chosen on (``make tune``)."""
 
-    max_epochs: int = _num(5, 1, 1000)
-    patience: int = _num(5, 1, 1000)
+    max_epochs: int = _num(4, 1, 1000)
+    patience: int = _num(4, 1, 1000)
     eps: float = _num(4 / 255, 0.0, 1.0, "(]")
     attack_steps: int = _num(3, 1, 100)
-    validation_attack_pairs: int = _num(200, 2, 100_000)
+    validation_attack_pairs: int = _num(100, 2, 100_000)
 
 
 @dataclass(frozen=True)
