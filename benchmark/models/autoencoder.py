@@ -18,8 +18,8 @@ Loss1 ties down3 to up1, Loss2 down2 to up2, Loss3 down1 to up3, LossB = Loss1 +
 Loss = g * LossA + (1 - g) * LossB with g in (0.5, 1).
 
 Denoising (Rasmus et al. 2015, "Semi-supervised learning with Ladder Networks"). Read literally, Loss1
-compares up1 = conv4(down3) with down3 of the same pass: conv4 near the identity solves it and teaches the
-encoder nothing. With ``noise`` > 0 the decoder works from a corrupted pass instead (Gaussian noise of std
+compares up1 = conv4(down3) with down3 of the same pass: a conv4 near the identity can solve it without the
+encoder learning anything from it. With ``noise`` > 0 the decoder works from a corrupted pass instead (Gaussian noise of std
 ``noise`` added to the unlabelled images, in [0, 1] pixel units) and up1..up3 must match the clean pass's
 down3..down1: every skip loss asks for denoising. :func:`mean_map_losses` gives each loss's floor for a decoder
 that ignores its input and predicts the mean map, which the training curves plot beside each loss.
