@@ -84,12 +84,7 @@ def calibrate(qualities: list[list[FrameQuality]], spoiled: np.ndarray, cfg: Qua
         if not changed:
             break
     chosen = {key: min(max(value, 0.0), 1.0) for key, value in thresholds.items()}
-    if chosen.get("min_brightness", 0.0) >= chosen.get("max_brightness", 1.0):
-        raise ValueError(f"calibrated brightness range is empty: {chosen['min_brightness']:.3f} >= "
-                         f"{chosen['max_brightness']:.3f}; the calibration videos cannot calibrate it")
-    if chosen.get("min_sharpness", 0.0) >= 1.0:  # the check's range is [0, 1): 1 would reject every frame
-        chosen["min_sharpness"] = cfg.min_sharpness
-    calibrated = replace(cfg, **chosen)
+    calibrated = replace(cfg, **chosen)  # QualityConfig refuses an empty brightness range
     report = {key: {"value": value, "params_value": getattr(cfg, key)} for key, value in chosen.items()}
     return calibrated, {"thresholds": report, "sweeps": sweep, **_pass_rates(frames, flags, calibrated, "calibrated"),
                         **_pass_rates(frames, flags, cfg, "params")}
