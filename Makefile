@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export PYTHONHASHSEED := 0
 
-.PHONY: setup repro test label-study tune seeds clean-reports
+.PHONY: setup repro test label-study tune gate-sweep seeds clean-reports
 
 setup: $(STAMP)
 
@@ -41,23 +41,26 @@ test: setup
 clean-reports:
 	rm -rf reports artifacts
 
-# The label-fraction and g study (issue 4): one DVC experiment per setting, reproducing only the two
-# training stages and what they depend on, then the study notebook reads them with `dvc exp show`.
-STUDY_FRACTIONS ?= 0.05 0.1 0.25 1.0
-STUDY_G ?= 0.6 0.9
+# The label-fraction study (issue 14) on real faces: a workspace under artifacts/$(STUDY_PRESET) (label_study: STUDY_TRAIN
+# cut at 64 px, from scratch; label_study_facenet: cut for FaceNet, from the pretrained FaceNet), then per training seed and label fraction the supervised stage on the labelled faces
+# alone against the semi-supervised one on labelled and unlabelled faces, with a paired test per fraction over the
+# seeds on the same test pairs. Updates paths.label_study (docs/label_study.json, committed) under the run's init.
+STUDY_TRAIN ?= ../shared/data/real/celeba
+STUDY_FRACTIONS ?= 0.05,0.1,0.25,1.0
+STUDY_SEEDS ?= 0,1,2
+STUDY_PRESET ?= label_study
+STUDY_PARAMS := artifacts/$(STUDY_PRESET)/params.yaml
 
-label-study: setup $(DATA_NOTE)
-	mkdir -p reports/notebooks
-	for f in $(STUDY_FRACTIONS); do dvc exp run --queue -S data.protocol.label_fraction=$$f supervised semisupervised; done
-	for g in $(STUDY_G); do dvc exp run --queue -S semisupervised.g=$$g semisupervised; done
-	dvc exp run --run-all --jobs 1
-	facebench notebook notebooks/label_study.ipynb reports/notebooks/label_study.ipynb
+label-study: setup
+	mkdir -p artifacts/$(STUDY_PRESET)
+	facebench preset $(STUDY_PRESET) --out $(STUDY_PARAMS) --train $(STUDY_TRAIN)
+	facebench data --params $(STUDY_PARAMS)
+	facebench label-study --params $(STUDY_PARAMS) --fractions $(STUDY_FRACTIONS) --seeds $(STUDY_SEEDS)
 
 # Hyperparameters chosen on validation identities (issue 13): one DVC experiment per setting, one knob at a time
 # around the defaults (the defaults' own run too), each reproducing only its stage; notebooks/tune.ipynb scores
 # them on the validation pairs (benchmark/report/tuning.py) and names the choice per knob. It reproduces the DAG
 # first: an experiment is saved with every output dvc.lock names, so those must be in the cache.
-TUNE_THRESHOLD ?= 2 4 6 8
 TUNE_BETA ?= 1 12
 TUNE_GAMMA ?= 0 2
 TUNE_EPOCHS ?= 3 6
@@ -65,7 +68,6 @@ TUNE_G ?= 0.6 0.75 0.9
 TUNE_BACKBONE ?= resnet18 mobilenetv3_small_100
 
 tune: repro
-	for t in $(TUNE_THRESHOLD); do dvc exp run --queue -S adversarial.threshold=$$t adversarial; done
 	for b in $(TUNE_BETA); do dvc exp run --queue -S adversarial.beta=$$b adversarial; done
 	for c in $(TUNE_GAMMA); do dvc exp run --queue -S adversarial.gamma=$$c adversarial; done
 	for e in $(TUNE_EPOCHS); do dvc exp run --queue -S adversarial.max_epochs=$$e -S adversarial.patience=$$e adversarial; done
@@ -73,6 +75,17 @@ tune: repro
 	for b in $(TUNE_BACKBONE); do dvc exp run --queue -S timm_reference.backbone=$$b timm_reference; done
 	dvc exp run --run-all --jobs 1
 	facebench notebook notebooks/tune.ipynb reports/notebooks/tune.ipynb
+
+# The gate's cost front (issue 14): the gated stage at each threshold, natural_then_at at each switch point, PGD-AT and
+# TRADES, scored on validation pairs (cost in forward+backward passes and seconds, worst-case robust accuracy); writes
+# paths.gate_sweep (docs/gate_sweep.json, committed: the report places this run's stages against it) with the choice of
+# each knob. Needs the data stage's output; the workspace's models and metrics are left as they are.
+GATE_THRESHOLDS ?= 1,2,3,4,6,8
+GATE_SWITCHES ?= 0.25,0.5,0.75
+
+gate-sweep: setup $(DATA_NOTE)
+	dvc repro data
+	facebench gate-sweep --thresholds $(GATE_THRESHOLDS) --switches $(GATE_SWITCHES)
 
 # Seed runs (issue 13): the workspace's pipeline, then one DVC experiment per training seed that reruns the training
 # stages and evaluate (the data stage reads data.seed, not seed: every run has the same faces and test pairs).

@@ -16,6 +16,14 @@
                                                 the enrolled people: list them, show one, remove one, or replace
                                                 one's template from F/NAME in one transaction
     facebench perf                              run the speed benchmarks, write reports/perf.json
+    facebench gate-sweep [--thresholds T,..] [--switches S,..] [--out FILE]
+                                                train the gated stage over thresholds, natural_then_at over switch
+                                                points, PGD-AT and TRADES on validation pairs; write their cost and
+                                                worst-case robustness and each knob's choice (``make gate-sweep``)
+    facebench label-study [--fractions F,..] [--seeds S,..] [--out FILE]
+                                                train supervised-only and semi-supervised per label fraction and
+                                                seed on the data stage's training source; write their paired test
+                                                per fraction under the run's init (``make label-study``)
     facebench seeds                             collect the runs over training seeds (``make seeds``: DVC
                                                 experiments) into reports/metrics/seeds.json
     facebench preset tiny --out FILE            write params.yaml merged with a preset (whole DAG in minutes)
@@ -232,6 +240,94 @@ def _seeds(args: argparse.Namespace, params: config.Params) -> None:
     print(f"wrote {out}: {len(table['seeds'])} seeds ({', '.join(map(str, table['seeds']))}) on {table['benchmark']}")
 
 
+def _gate_sweep(args: argparse.Namespace, params: config.Params) -> None:
+    import tempfile
+    from pathlib import Path
+
+    from benchmark import io
+    from benchmark.report.pareto import ADVERSARIAL_VARIANTS, choose, stage_row
+    from benchmark.train import stage
+
+    thresholds, switches = _floats("--thresholds", args.thresholds), _floats("--switches", args.switches)
+    if not thresholds or not switches or not all(t > 0 for t in thresholds) or not all(0 <= s < 1 for s in switches):
+        raise ConfigError(f"--thresholds {args.thresholds!r} / --switches {args.switches!r}: thresholds must be losses "
+                          "> 0 and switches shares in [0, 1), at least one of each")
+    manifest = _manifest(params)
+    with tempfile.TemporaryDirectory(prefix="gate-sweep-") as work:
+        runs = stage.gate_sweep(params, thresholds, switches, Path(work))
+    rows = [stage_row(name, metrics, params.seed, "sweep") for name, metrics in runs]
+    sweep = {
+        "command": _command("gate-sweep"),
+        "params": {"seed": params.seed, **{v: config.as_dict(getattr(params, v)) for v in ADVERSARIAL_VARIANTS}},
+        "data_hashes": {k: manifest["hashes"][k] for k in ("faces_sha256", "protocol_sha256")},
+        "rows": rows,
+        "choice": {v: choose(rows, v) for v in ("adversarial", "natural_then_at")},
+    }
+    io.write_json(Path(args.out or params.paths.gate_sweep), sweep)
+    for choice in sweep["choice"].values():
+        current = getattr(getattr(params, choice["variant"]), choice["knob"])
+        print(f"{choice['variant']}.{choice['knob']}: chosen {choice['chosen']} (params.yaml has {current}; best score "
+              f"{choice['best_score']:.3f} at {choice['best']}, half-width {choice['halfwidth']:.3f})")
+    print(f"wrote {args.out or params.paths.gate_sweep}: {len(rows)} runs")
+
+
+def _label_study(args: argparse.Namespace, params: config.Params) -> None:
+    import datetime
+    import tempfile
+    from pathlib import Path
+
+    from benchmark import io
+    from benchmark.report.label_study import study_table
+    from benchmark.train import stage
+
+    fractions, seeds = _floats("--fractions", args.fractions), _floats("--seeds", args.seeds)
+    if not fractions or not all(0 < f <= 1 for f in fractions) or not seeds or not all(s == int(s) >= 0 for s in seeds):
+        raise ConfigError(f"--fractions {args.fractions!r} / --seeds {args.seeds!r}: fractions must be shares in (0, 1] "
+                          "and seeds whole numbers >= 0, at least one of each")
+    manifest = _manifest(params)
+    with tempfile.TemporaryDirectory(prefix="label-study-") as work:
+        rows = stage.label_study(params, fractions, [int(s) for s in seeds], Path(work))
+    table = study_table(rows)
+    out = Path(args.out or params.paths.label_study)
+    study = json.loads(out.read_text()) if out.is_file() else {}
+    for init, by_fraction in table.items():
+        study[init] = {
+            "command": _command("label-study"), "date": datetime.date.today().isoformat(),
+            "data": {"source": manifest["source"], "counts": manifest["counts"],
+                     "geometry": manifest["preparation"]["geometry"], "hashes": manifest["hashes"]},
+            "params": {"supervised": config.as_dict(params.supervised),
+                       "semisupervised": config.as_dict(params.semisupervised)},
+            "fractions": by_fraction,
+        }
+        for fraction, row in by_fraction.items():
+            print(f"{init}, label fraction {fraction}: supervised {row['supervised']:.4f}, semi-supervised "
+                  f"{row['semisupervised']:.4f}, difference {row['difference']:+.4f} [{row['ci'][0]:+.4f}, "
+                  f"{row['ci'][1]:+.4f}], p = {row['p_value']:.3g}: {row['verdict']}")
+    io.write_json(out, study)
+    print(f"wrote {out}: {', '.join(table)}")
+
+
+def _manifest(params: config.Params) -> dict:
+    from pathlib import Path
+
+    path = Path(params.paths.artifacts) / "data" / "manifest.json"
+    if not path.is_file():
+        raise DataError(f"no data manifest at {path}: run the data stage first (facebench data, or make repro)")
+    return json.loads(path.read_text())
+
+
+def _command(name: str) -> str:
+    """The command line as typed (``facebench NAME ...``) when this process runs it, else ``facebench NAME``."""
+    return " ".join(["facebench", *sys.argv[1:]]) if sys.argv[1:2] == [name] else f"facebench {name}"
+
+
+def _floats(option: str, text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"{option} {text!r}: expected numbers separated by commas, e.g. 2,4,6") from None
+
+
 def _notebook(args: argparse.Namespace, params: config.Params) -> None:
     from benchmark import notebook
 
@@ -283,6 +379,8 @@ def main(argv: list[str] | None = None) -> int:
         ("identify", _identify, "identify the person in a face video or a still photo"),
         ("db", _db, "list, show, remove or update the people enrolled in an identity database"),
         ("perf", _perf, "run the speed benchmarks and write reports/perf.json"),
+        ("gate-sweep", _gate_sweep, "place the gate's thresholds against natural_then_at, PGD-AT and TRADES on validation pairs"),
+        ("label-study", _label_study, "supervised-only vs semi-supervised per label fraction and seed, paired tests"),
         ("seeds", _seeds, "collect the runs over training seeds (make seeds) into reports/metrics/seeds.json"),
         ("preset", _preset, "write params.yaml merged with a named preset"),
         ("notebook", _notebook, "run a pipeline notebook with the params.yaml values it declares"),
@@ -316,6 +414,16 @@ def main(argv: list[str] | None = None) -> int:
     commands["preset"][1].add_argument("--benchmark", action="append", default=[], metavar="NAME=FORMAT:PATH",
                                        help="add a benchmark set after the preset's (FORMAT folder or lfw_pairs; "
                                             "lfw_pairs may add :PAIRS_FILE); repeatable")
+    commands["gate-sweep"][1].add_argument("--thresholds", default="1,2,3,4,6,8",
+                                           help="the gate's thresholds, comma-separated (default: %(default)s)")
+    commands["gate-sweep"][1].add_argument("--switches", default="0.25,0.5,0.75",
+                                           help="natural_then_at's switch points, comma-separated (default: %(default)s)")
+    commands["gate-sweep"][1].add_argument("--out", default=None, help="file to write (default: paths.gate_sweep)")
+    commands["label-study"][1].add_argument("--fractions", default="0.05,0.1,0.25,1.0",
+                                            help="label fractions, comma-separated (default: %(default)s)")
+    commands["label-study"][1].add_argument("--seeds", default="0,1,2",
+                                            help="training seeds, comma-separated (default: %(default)s)")
+    commands["label-study"][1].add_argument("--out", default=None, help="file to update (default: paths.label_study)")
     commands["train"][1].add_argument("stage", help="the training stage, e.g. supervised (a section of params.yaml)")
     commands["notebook"][1].add_argument("notebook", help="the notebook to run, e.g. notebooks/01_data.ipynb")
     commands["notebook"][1].add_argument("output", help="where the executed copy is written")

@@ -149,7 +149,9 @@ class SupervisedConfig:
     ``precision``: fp32, or mixed precision (autocast) in bf16 or fp16 (fp16 with a gradient scaler, CUDA only);
     ``channels_last``: the network's weights and activations in NHWC memory order (faster convolutions on
     tensor-core GPUs); ``loader_workers``: processes gathering training batches ahead of the step, pinned for a GPU
-    (0: in the training process, the reproducible default stream; benchmark/train/loader.py)."""
+    (0: in the training process, the reproducible default stream; benchmark/train/loader.py). ``frozen_layers``:
+    the backbone's first layers (in forward order: ae_encoder's conv1-3, facenet_casia's 15 blocks and its
+    bottleneck) get no gradient and stay in eval mode: fine-tune the top of a pretrained network only."""
 
     init: str = _choice("scratch", "scratch", "facenet_casia")
     backbone: str = _choice("ae_encoder", *BACKBONE_NAMES)
@@ -170,6 +172,7 @@ class SupervisedConfig:
     precision: str = _choice("fp32", "fp32", "bf16", "fp16")
     channels_last: bool = False
     loader_workers: int = _num(0, 0, 64)
+    frozen_layers: int = _num(0, 0, 100)
 
     def __post_init__(self) -> None:
         check_init(self)
@@ -191,12 +194,12 @@ def check_init(cfg: Any) -> None:
 @dataclass(frozen=True)
 class SemiSupervisedConfig(SupervisedConfig):
     """The patent's semi-supervised stage: Loss = g * LossA + (1 - g) * LossB, g in (0.5, 1); LossA always on
-    the labelled images, LossB on the unlabelled ones. Its decoder mirrors the ``ae_encoder``, so it trains
-    from scratch only (``init: scratch``). ``noise``: std of the Gaussian noise (pixel units) on the unlabelled
+    the labelled images, LossB on the unlabelled ones. Its decoder is built for the backbone's three maps: the
+    patent's ``ae_encoder`` from scratch, or the pretrained FaceNet (``init: facenet_casia``: its maps after
+    repeat_1, repeat_2 and block8 play down1-3; benchmark/models/autoencoder.py). ``noise``: std of the Gaussian noise (pixel units) on the unlabelled
     images of the corrupted pass the decoder denoises (Ladder Networks' formulation; 0: the decoder works from the
     pass its targets come from, the patent read literally; benchmark/models/autoencoder.py)."""
 
-    init: str = _choice("scratch", "scratch")
     images: str = _choice("labelled", "labelled")
     g: float = _num(0.75, 0.5, 1.0, "()")
     noise: float = _num(0.0, 0.0, 1.0)
@@ -210,7 +213,7 @@ ENCRYPTED_MODES = ("third_party", "blind")
 MIN_ENCRYPTED_QUORUM = 3  # below it, an institution subtracts its own update from a decrypted sum of two
 # What the stages save as <artifacts>/models/<variant>.pt (= train.stage.STAGES and federated_<mode>; a test checks),
 # and the converted FaceNet as is.
-VARIANT_NAMES = ("supervised", "semisupervised", "timm_reference", "adversarial", "pgd_at", "trades",
+VARIANT_NAMES = ("supervised", "semisupervised", "timm_reference", "adversarial", "pgd_at", "trades", "natural_then_at",
                  *(f"federated_{mode}" for mode in FEDERATED_MODES), "pretrained")
 
 
@@ -265,13 +268,25 @@ class CkksConfig:
 
 
 @dataclass(frozen=True)
+class DPConfig:
+    """Differential privacy at the institutions (benchmark/federated/dp.py): each update clipped to L2 norm
+    ``clip`` plus Gaussian noise of std ``noise_multiplier * clip`` before it is sealed; epsilon at ``delta`` by
+    the RDP accountant. ``noise_multiplier`` 0 turns it off (the default)."""
+
+    noise_multiplier: float = _num(0.0, 0.0, 1000.0)
+    clip: float = _num(1.0, 0.0, 1e6, "(]")
+    delta: float = _num(1e-5, 0.0, 1.0, "()")
+
+
+@dataclass(frozen=True)
 class FederatedConfig:
     """The ``federated`` stage ("knowledge federation"): institutions train the shared embedding network
     locally, their updates are aggregated (``aggregation``) under an encryption workflow (``modes``), and
     each institution's identity head stays private. ``centralized`` trains on the union of the
     institutions' images with the same model and budget (rounds x local_epochs epochs). ``augment`` is the
     local training's augmentation (standard | flip | none, benchmark/train/augment.py); ``init`` as the
-    supervised stages' (:class:`SupervisedConfig`)."""
+    supervised stages' (:class:`SupervisedConfig`); ``dp`` the institutions' differential privacy
+    (:class:`DPConfig`, off by default; the centralized reference trains without it)."""
 
     modes: str = "third_party-blind-plaintext-centralized"
     aggregation: str = _choice("fedavg", "fedavg", "uniform")
@@ -290,6 +305,7 @@ class FederatedConfig:
     weight_decay: float = _num(5e-4, 0.0, 1.0)
     ckks: CkksConfig = field(default_factory=CkksConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
+    dp: DPConfig = field(default_factory=DPConfig)
 
     def __post_init__(self) -> None:
         check_init(self)
@@ -325,8 +341,8 @@ class AdversarialTrainingConfig(SupervisedConfig):
     model trained on L-inf PGD images. ``eps`` is the L-inf budget in [0, 1] pixel units (4/255),
     ``attack_steps`` the training PGD's steps (fewer than the evaluation's PGD-10, to fit the budget).
     ``patience`` defaults to ``max_epochs``, so the adversarial stages all run the same epochs.
-    ``validation_attack_pairs``: validation pairs attacked after training (PGD-10 at ``eps``), the robust accuracy
-    that hyperparameters are chosen on (``make tune``)."""
+    ``validation_attack_pairs``: validation pairs attacked after training (PGD-10 at ``eps``, then the evaluation's
+    worst case at 4/255), the robust accuracies that hyperparameters are chosen on (``make tune``, ``make gate-sweep``)."""
 
     max_epochs: int = _num(4, 1, 1000)
     patience: int = _num(4, 1, 1000)
@@ -340,6 +356,15 @@ class TradesConfig(AdversarialTrainingConfig):
     """TRADES (Zhang et al. 2019): CE(x) + beta * KL(p(x) || p(x')), ``beta`` >= 0 (the paper uses 1-6)."""
 
     beta: float = _num(6.0, 0.0, 100.0)
+
+
+@dataclass(frozen=True)
+class NaturalThenATConfig(AdversarialTrainingConfig):
+    """Natural training, then PGD-AT (Gupta et al. 2020, "Improving the affordability of robustness training for
+    DNNs"): the first ``switch`` share of the step budget (max_epochs epochs) trains on clean batches, the rest as
+    ``pgd_at``; ``switch`` in [0, 1) (0 is PGD-AT)."""
+
+    switch: float = _num(0.5, 0.0, 1.0, "[)")
 
 
 @dataclass(frozen=True)
@@ -361,10 +386,14 @@ class HardenedConfig(AdversarialTrainingConfig):
 
 @dataclass(frozen=True)
 class PathsConfig:
-    """Where stages write, relative to the repository root."""
+    """Where stages write, relative to the repository root; ``gate_sweep`` and ``label_study``: the files ``make
+    gate-sweep`` and ``make label-study`` write and the report reads (committed: the validation sweep behind the
+    gate's default threshold, and the semi-supervised label-fraction study on real faces)."""
 
     artifacts: str = "artifacts"
     reports: str = "reports"
+    gate_sweep: str = "docs/gate_sweep.json"
+    label_study: str = "docs/label_study.json"
 
 
 @dataclass(frozen=True)
@@ -388,6 +417,8 @@ class Params:
     pgd_at: AdversarialTrainingConfig = field(
         default_factory=lambda: AdversarialTrainingConfig(images="labelled", augment="flip"))
     trades: TradesConfig = field(default_factory=lambda: TradesConfig(images="labelled", augment="flip"))
+    natural_then_at: NaturalThenATConfig = field(
+        default_factory=lambda: NaturalThenATConfig(images="labelled", augment="flip"))
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     federated: FederatedConfig = field(default_factory=FederatedConfig)
 

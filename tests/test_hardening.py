@@ -254,6 +254,7 @@ def test_adversarial_loops_reject_bad_budgets(data):
         ("pgd_at", "eps", 0.0, "(0.0, 1.0]"),
         ("pgd_at", "attack_steps", 0, "[1, 100]"),
         ("trades", "beta", -0.5, "[0.0, 100.0]"),
+        ("natural_then_at", "switch", 1.0, "[0.0, 1.0)"),
     ],
 )
 def test_bad_adversarial_params_are_rejected_naming_the_key(section, key, value, allowed):

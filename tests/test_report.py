@@ -198,6 +198,11 @@ def test_federated_findings_give_the_he_cost_and_the_claims():
     lines = findings.federated(fed, decided, "heldout")
     assert lines[0] == "third_party: 3.5 s of encryption work and 300 MB sent per round."
     assert "target inside ±0.5 points: not shown." in lines[1]
+    assert lines[2].startswith("No differential privacy at the institutions")
+    dp = {"per_round": 4.21, "cumulative": [4.21, 6.1], "delta": 1e-5, "noise_multiplier": 1.0, "clip": 0.5}
+    noised = findings.federated({**fed, "plaintext": {**fed["plaintext"], "dp_epsilon": dp}}, decided, "heldout")
+    assert noised[2] == ("Differential privacy at the institutions: each update clipped to L2 norm 0.5 with Gaussian noise "
+                         "multiplier 1; epsilon per institution 4.21 a round, 6.10 after 2 rounds (delta 1e-05).")
     assert findings.federated(None, decided, "heldout") == ["The federated stage did not run."]
 
 
@@ -334,3 +339,75 @@ def test_frame_selection_sentence_gives_every_choice_the_interval_and_the_verdic
     metrics["selection_difference"]["ci"] = [-0.01, 0.2]
     assert frame_selection(metrics)[0].endswith("not shown.")
     assert frame_selection({"probes": 40}) == [] and frame_selection(None) == []
+
+
+def test_report_places_the_gate_against_its_sweep_and_writes_gate_pareto(tmp_path):
+    # Prepare: this run's gated and PGD-AT stages with their cost and validation worst case, and a sweep file of the
+    # same data (the manifest's hashes) with two thresholds
+    params = make_reports(tmp_path)
+    params = config.build(config.Params, {"paths": {**config.as_dict(params.paths),
+                                                    "gate_sweep": str(tmp_path / "gate_sweep.json")}})
+    metrics = tmp_path / "reports" / "metrics"
+
+    def stage_metrics(passes, worst, **knob):
+        return {"train_seconds": passes / 10, "passes": passes, **knob, "validation": {
+            "accuracy": 0.8, "pairs": 2000, "worst_case_robust_accuracy": {"value": worst, "ci": [worst - 0.1, worst + 0.1], "n": 100}}}
+
+    (metrics / "adversarial.json").write_text(json.dumps({**STAGES["adversarial"], **stage_metrics(300, 0.35, threshold=6.0)}))
+    (metrics / "pgd_at.json").write_text(json.dumps(stage_metrics(800, 0.5)))
+    sweep_rows = [{"variant": "adversarial", "threshold": t, "switch": None, "seed": 0, "passes": p, "seconds": p / 10,
+                   "worst_case_robust_accuracy": w, "worst_case_ci": [w - 0.1, w + 0.1], "n": 100,
+                   "clean_accuracy": 0.8, "clean_pairs": 2000, "source": "sweep", "pairs": "validation"}
+                  for t, p, w in ((2.0, 250, 0.5), (8.0, 200, 0.2))]
+    choice = {"variant": "adversarial", "knob": "threshold", "chosen": 2.0, "best": 2.0, "best_score": 0.65,
+              "halfwidth": 0.05, "settings": [2.0, 8.0], "rule": "the rule"}
+    (tmp_path / "gate_sweep.json").write_text(json.dumps({"command": "facebench gate-sweep", "rows": sweep_rows,
+                                                          "data_hashes": {"faces_sha256": "aa", "protocol_sha256": None},
+                                                          "choice": {"adversarial": choice}}))
+    # Execute
+    page = Path(stage.run(params)["index"]).read_text()
+    # Assert: every point with its front flag; threshold 2 (cheaper, more robust) dominates the default and PGD-AT
+    pareto = json.loads((metrics / "gate_pareto.json").read_text())
+    assert [(r["variant"], r["threshold"], r["source"], r["on_front"]) for r in pareto["rows"]] == [
+        ("adversarial", 2.0, "sweep", True), ("adversarial", 8.0, "sweep", True), ("adversarial", 6.0, "run", False),
+        ("pgd_at", None, "run", False)]
+    assert {"variant", "threshold", "passes", "seconds", "worst_case_robust_accuracy", "clean_accuracy"} <= set(pareto["rows"][0])
+    assert [r["variant"] for r in pareto["test"]] == ["adversarial", "pgd_at"] and pareto["test"][0]["n"] == 256
+    assert (tmp_path / "reports" / "figures" / "gate_pareto" / "gate_pareto.png").is_file()
+    assert "The sweep (facebench gate-sweep) chose adversarial.threshold = 2 on validation pairs among 2, 8" in page
+    assert "off the front (dominated by adversarial 2)" in page and "0.38x PGD-AT&#39;s 800" in page
+    # a sweep of other data is left out, and the page says why
+    (tmp_path / "gate_sweep.json").write_text(json.dumps({"rows": sweep_rows, "data_hashes": {"faces_sha256": "bb"}}))
+    page = Path(stage.run(params)["index"]).read_text()
+    assert "the sweep ran on other data" in page
+    assert len(json.loads((metrics / "gate_pareto.json").read_text())["rows"]) == 2
+
+
+def test_report_shows_the_label_study_with_its_tests_and_writes_its_contract(tmp_path):
+    # Prepare: a study file with one init and two fractions, as make label-study writes it
+    params = make_reports(tmp_path)
+    params = config.build(config.Params, {"paths": {**config.as_dict(params.paths),
+                                                    "label_study": str(tmp_path / "label_study.json")}})
+    row = {"supervised": 0.62, "supervised_std": 0.01, "semisupervised": 0.65, "semisupervised_std": 0.02,
+           "difference": 0.03, "ci": [0.01, 0.05], "p_value": 0.002, "verdict": "gain shown", "pairs": 6000,
+           "seeds": [0, 1, 2], "labelled_images": 170, "unlabelled_images": 3230,
+           "epochs": {"supervised": [6, 6, 6], "semisupervised": [6, 5, 6]}}
+    study = {"scratch": {"command": "facebench label-study --seeds 0,1,2", "date": "2026-12-01",
+                         "data": {"source": {"kind": "folder", "path": "celeba"}, "geometry": "arcface 64px",
+                                  "counts": {"identities": 299, "images": 6220, "test_identities": 99}, "hashes": {}},
+                         "params": {}, "fractions": {"0.05": row, "1.0": {**row, "ci": [-0.01, 0.04],
+                                                                          "verdict": "not shown"}}}}
+    (tmp_path / "label_study.json").write_text(json.dumps(study))
+    # Execute
+    page = Path(stage.run(params)["index"]).read_text()
+    # Assert: the contract {init: {fraction: {...}}}, the figure, and the table and sentences on the page
+    written = json.loads((tmp_path / "reports" / "metrics" / "label_study.json").read_text())
+    assert list(written) == ["scratch"] and list(written["scratch"]) == ["0.05", "1.0"]
+    assert {"supervised", "semisupervised", "difference", "ci", "p_value"} <= set(written["scratch"]["0.05"])
+    assert (tmp_path / "reports" / "figures" / "label_study" / "label_study.png").is_file()
+    assert "Label study from scratch (facebench label-study --seeds 0,1,2, 2026-12-01): folder celeba" in page
+    assert "<td>170 / 3230</td><td>0.620 ± 0.010</td><td>0.650 ± 0.020</td><td>+3.0 [+1.0, +5.0]</td>" in page
+    assert "difference +3.0 points [+1.0, +5.0] (paired over 6000 pairs and seeds 0, 1, 2; sign-flip p = 0.002): gain shown." in page
+    # without a study file the report leaves the study out
+    (tmp_path / "label_study.json").unlink()
+    assert "Label study" not in Path(stage.run(params)["index"]).read_text()

@@ -1,5 +1,6 @@
 """The patent's semi-supervised autoencoder (CN112364828B): shapes, loss wiring, g, collapse detection."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -10,7 +11,13 @@ from benchmark.models.autoencoder import (
     feature_loss,
     mean_map_losses,
 )
+from benchmark.errors import ConfigError
 from benchmark.models.face_model import build_face_model
+from benchmark.models.pretrained import pretrained_face_model
+from benchmark.models.registry import create_head
+from benchmark.train.common import TrainConfig
+from benchmark.train.loop import train_semisupervised
+from benchmark.train.stage import freeze_layers
 
 CONVS = ("conv1", "conv2", "conv3", "conv4", "conv5", "conv6")
 
@@ -134,9 +141,50 @@ def test_g_outside_the_open_interval_is_an_error_naming_g_and_the_range(g):
         combine(torch.tensor(1.0), torch.tensor(1.0), g)
 
 
-def test_the_semi_supervised_model_needs_the_patent_encoder():
-    with pytest.raises(TypeError, match="ae_encoder"):
+def test_the_semi_supervised_model_needs_a_backbone_with_three_maps():
+    with pytest.raises(TypeError, match="three feature maps .*ae_encoder, facenet_casia.*mobilenetv3_small_100"):
         SemiSupervisedAE(build_face_model("mobilenetv3_small_100"))
+
+
+def test_on_facenet_the_decoder_matches_its_three_maps_and_the_embedding_is_the_network_s(facenet_cache):
+    # Prepare: the pretrained FaceNet and two 160 px faces
+    face = pretrained_face_model(facenet_cache)
+    x = torch.rand(2, 3, 160, 160)
+    # Execute
+    model = SemiSupervisedAE(face).eval()
+    with torch.no_grad():
+        down1, down2, down3, up1, up2, up3 = model(x)
+        embedding = model.embedding(down3)
+    # Assert: down1-3 after repeat_1, repeat_2 and block8; each up map has its down map's shape
+    assert [tuple(d.shape) for d in (down1, down2, down3)] == [(2, 256, 17, 17), (2, 896, 8, 8), (2, 1792, 3, 3)]
+    assert [u.shape for u in (up3, up2, up1)] == [d.shape for d in (down1, down2, down3)]
+    assert torch.allclose(embedding, face.neck(face.backbone(face.normalize(x))), atol=1e-5)
+
+
+def test_fine_tuning_facenet_semi_supervised_leaves_its_frozen_layers_as_they_were(facenet_cache):
+    # Prepare: FaceNet with its stem up to repeat_1 frozen (8 layers), 4 labelled and 4 unlabelled random faces
+    model = pretrained_face_model(facenet_cache).train()
+    freeze_layers(model, 8, "semisupervised")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    rng = np.random.default_rng(0)
+    images, labels = rng.integers(0, 256, (10, 160, 160, 3), dtype=np.uint8), np.array([0, 0, 1, 1, 2, 2, 0, 1, 2, 0])
+    head = create_head("arcface", embedding_dim=512, num_classes=2, seed=0)
+    cfg = TrainConfig(max_epochs=1, batch_size=2, lr=1e-4, head_lr=2e-3, fine_tune=True, augment="none", progress=False)
+    # Execute
+    train_semisupervised(SemiSupervisedAE(model), head, images, labels, np.arange(4), np.arange(4, 8),
+                         np.arange(8, 10), cfg)
+    # Assert: no weight or batch statistic of the frozen stem moved; the layers above did train
+    after = model.state_dict()
+    stem = ("conv2d_1a", "conv2d_2a", "conv2d_2b", "conv2d_3b", "conv2d_4a", "conv2d_4b", "repeat_1")
+    moved = {k.split(".")[2] for k in after if not torch.equal(before[k], after[k])}
+    assert moved and not moved & set(stem) and {"mixed_6a", "repeat_2", "block8"} <= moved
+    assert all(not p.requires_grad for p in model.backbone.net.repeat_1.parameters())
+
+
+def test_freezing_more_layers_than_the_backbone_has_names_the_stage():
+    with pytest.raises(ConfigError, match="'semisupervised.frozen_layers' = 4: backbone 'ae_encoder' has 3 layers"):
+        freeze_layers(build_face_model("ae_encoder", embedding_dim=8, image_size=16, channels=(4, 6, 8)), 4,
+                      "semisupervised")
 
 
 def test_collapse_stats_reports_healthy_features_and_detects_collapsed_ones():

@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from benchmark import cli, config, device
 from benchmark.errors import ConfigError
@@ -18,6 +19,7 @@ from benchmark.data.dataset import load_dataset
 from benchmark.identify import stage as identify_stage
 from benchmark.models.checkpoint import embed_images, load_model
 from benchmark.train import stage as train_stage
+from benchmark.train.recipe import training_images
 
 VERIFICATION_KEYS = {"accuracy_mean", "accuracy_std", "auc", "eer", "tar_at_far_1e-3"}
 SHORT = {"max_epochs": 2, "batch_size": 16, "embedding_dim": 16}
@@ -39,6 +41,7 @@ def tiny(tmp_path_factory):
         "adversarial": {**SHORT, "patience": 2, "attack_steps": 1, "threshold": 23.0},
         "pgd_at": {**SHORT, "patience": 2, "attack_steps": 1},
         "trades": {**SHORT, "patience": 2, "attack_steps": 1},
+        "natural_then_at": {**SHORT, "patience": 2, "attack_steps": 1},
         "identify": {"database": str(root / "a/identify/ids.sqlite"), "quality": {"assume_cropped": True}},
     }
     params = config.build(config.Params, raw)
@@ -57,12 +60,84 @@ def test_training_stage_writes_metrics_contract_and_a_loadable_model(tiny, name)
     images = load_dataset(params).images[:5]
     assert np.allclose(embed_images(model, images), embed_images(result.model, images), atol=1e-5)
     assert (root / f"r/plots/{name}_curves.json").is_file()
-    if name in ("adversarial", "pgd_at", "trades"):  # scored on validation pairs after training, for make tune
-        robust = metrics["validation"]["robust_accuracy"]
-        assert robust["n"] == min(params.adversarial.validation_attack_pairs, metrics["validation"]["pairs"]) and 0 <= robust["value"] <= 1
+    if name in ("adversarial", "pgd_at", "trades", "natural_then_at"):  # scored on validation pairs after training
+        robust, worst = metrics["validation"]["robust_accuracy"], metrics["validation"]["worst_case_robust_accuracy"]
+        assert robust["n"] == worst["n"] == min(params.adversarial.validation_attack_pairs, metrics["validation"]["pairs"])
+        # the worst case adds APGD and Square to PGD at 4/255 (= the training eps here) on the same pairs and seed
+        assert worst["attacks"] == ["pgd_linf", "apgd", "square"] and worst["pgd_linf"]["value"] == robust["value"]
+        assert 0 <= worst["value"] <= robust["value"] <= 1
     if name in ("pgd_at", "trades"):
         assert metrics["adversarial_fraction"] == 1.0 and metrics["switches"] == 0
         assert not (root / f"r/plots/{name}_gate.json").exists()
+
+
+def test_adversarial_stages_count_forward_backward_passes_and_natural_then_at_switches_midway(tiny):
+    # Prepare: 2 epochs of batches of 16, an epoch as long as the semi-supervised stage's
+    root, params = tiny
+    p = load_dataset(params).protocol
+    steps = 2 * -(-max(len(training_images(params.pgd_at, p)), len(p.unlabelled)) // 16)
+    # Execute
+    passes = {name: train_stage.run(name, params).metrics["passes"] for name in ("pgd_at", "natural_then_at")}
+    metrics = json.loads((root / "r/metrics/natural_then_at.json").read_text())
+    # Assert: PGD-AT with 1 attack step forwards every image twice with autograd on (the attack's step and the
+    # update); natural_then_at does so for the second half of its steps and once in the first half
+    assert passes["pgd_at"] == 2 * 16 * steps
+    assert passes["natural_then_at"] == 16 * (steps // 2) + 2 * 16 * (steps - steps // 2)
+    assert metrics["adversarial_fraction"] == pytest.approx((steps - steps // 2) / steps, abs=1e-4)
+
+
+def test_gate_sweep_writes_every_point_its_data_and_the_choices_and_leaves_the_workspace_alone(tiny, tmp_path, capsys):
+    # Prepare: the tiny workspace as a params file; its gated stage's metrics as the workspace holds them
+    root, params = tiny
+    params_file, out = tmp_path / "params.yaml", tmp_path / "sweep.json"
+    params_file.write_text(yaml.safe_dump(config.as_dict(params)))
+    train_stage.run("adversarial", params)
+    before = (root / "r/metrics/adversarial.json").read_bytes()
+    # Execute
+    code = cli.main(["gate-sweep", "--params", str(params_file), "--thresholds", "1,23", "--switches", "0.5",
+                     "--out", str(out)])
+    # Assert: two thresholds, one switch, PGD-AT and TRADES, each scored on validation pairs
+    sweep = json.loads(out.read_text())
+    assert code == 0 and [(r["variant"], r["threshold"], r["switch"]) for r in sweep["rows"]] == [
+        ("adversarial", 1.0, None), ("adversarial", 23.0, None), ("natural_then_at", None, 0.5), ("pgd_at", None, None),
+        ("trades", None, None)]
+    manifest = json.loads((root / "a/data/manifest.json").read_text())
+    assert sweep["data_hashes"] == {k: manifest["hashes"][k] for k in ("faces_sha256", "protocol_sha256")}
+    assert sweep["params"]["adversarial"] == config.as_dict(params.adversarial) and sweep["params"]["seed"] == params.seed
+    # a threshold of 1 nat keeps the gate off on these faces (their CE is above it): no attack, fewer passes
+    assert sweep["rows"][0]["passes"] < sweep["rows"][1]["passes"] and all(0 <= r["worst_case_robust_accuracy"] <= 1 for r in sweep["rows"])
+    assert sweep["choice"]["adversarial"]["settings"] == [1.0, 23.0] and sweep["choice"]["natural_then_at"]["chosen"] == 0.5
+    assert "adversarial.threshold: chosen" in capsys.readouterr().out
+    assert (root / "r/metrics/adversarial.json").read_bytes() == before
+    # bad settings are a one-line error naming them, and nothing is written
+    assert cli.main(["gate-sweep", "--params", str(params_file), "--switches", "1.5", "--out", str(tmp_path / "x.json")]) == 2
+    assert "--switches '1.5'" in capsys.readouterr().err and not (tmp_path / "x.json").exists()
+
+
+def test_label_study_pairs_both_stages_per_fraction_over_seeds_and_keeps_other_inits(tiny, tmp_path, capsys):
+    # Prepare: the tiny workspace as a params file; a study file that already holds another init's entry
+    root, params = tiny
+    params_file, out = tmp_path / "params.yaml", tmp_path / "study.json"
+    params_file.write_text(yaml.safe_dump(config.as_dict(params)))
+    out.write_text(json.dumps({"facenet_casia": {"fractions": {}}}))
+    # Execute
+    code = cli.main(["label-study", "--params", str(params_file), "--fractions", "0.25,1.0", "--seeds", "0,1",
+                     "--out", str(out)])
+    # Assert: both fractions under the scratch init, each with its paired test over the two seeds
+    study = json.loads(out.read_text())
+    assert code == 0 and set(study) == {"facenet_casia", "scratch"}
+    rows, protocol = study["scratch"]["fractions"], load_dataset(params).protocol
+    assert list(rows) == ["0.25", "1.0"] and rows["1.0"]["unlabelled_images"] == 0
+    assert rows["0.25"]["labelled_images"] == round(0.25 * len(protocol.train)) and rows["0.25"]["seeds"] == [0, 1]
+    for row in rows.values():
+        assert row["pairs"] == len(protocol.pairs) and row["ci"][0] <= row["difference"] <= row["ci"][1]
+        assert row["difference"] == pytest.approx(row["semisupervised"] - row["supervised"]) and 0 < row["p_value"] <= 1
+        assert len(row["epochs"]["supervised"]) == len(row["epochs"]["semisupervised"]) == 2
+    manifest = json.loads((root / "a/data/manifest.json").read_text())
+    assert study["scratch"]["data"]["hashes"] == manifest["hashes"] and "label fraction 0.25" in capsys.readouterr().out
+    # bad settings are a one-line error naming them
+    assert cli.main(["label-study", "--params", str(params_file), "--fractions", "0", "--out", str(out)]) == 2
+    assert "--fractions '0'" in capsys.readouterr().err
 
 
 def test_hardened_stage_reports_fraction_and_switches_consistent_with_its_gate(tiny):

@@ -1,8 +1,8 @@
-"""The label-fraction study table, from a ``dvc exp show --json``-shaped tree."""
+"""The runs found in a ``dvc exp show --json``-shaped tree (what make seeds and make tune read)."""
 
 import pytest
 
-from benchmark.report.experiments import runs, study_table
+from benchmark.report.experiments import runs
 
 
 def run(name, fraction, g, sup, semi):
@@ -28,13 +28,8 @@ def test_runs_are_found_at_any_depth_and_tabled():
             {"revs": [run("exp-d", 0.5, 0.75, 0.1, 0.1)], "executor": {"state": "running"}},  # workspace metrics
         ]},
     ]
-    table = study_table(list(runs(tree)))
-    assert table["name"].tolist() == ["exp-b", "exp-a", "workspace"]
-    assert table.loc[table["name"] == "exp-a", "gain"].item() == pytest.approx(0.10)
-    assert table.loc[table["name"] == "exp-b", "g"].item() == 0.6
-
-
-def test_runs_missing_a_stage_are_left_out():
-    partial = run("exp-x", 0.1, 0.75, 0.7, 0.7)
-    del partial["data"]["metrics"]["reports/metrics/semisupervised.json"]
-    assert study_table(list(runs([partial]))).empty
+    found = list(runs(tree))
+    # queued and running experiments are left out: they carry no metrics of their own
+    assert [r["name"] for r in found] == ["workspace", "exp-a", "exp-b"]
+    assert found[1]["params"]["data"]["protocol"]["label_fraction"] == 0.05 and found[2]["params"]["semisupervised"]["g"] == 0.6
+    assert found[1]["metrics"]["reports/metrics/semisupervised.json"]["verification"]["accuracy_mean"] == pytest.approx(0.70)

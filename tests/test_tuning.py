@@ -33,10 +33,10 @@ def test_each_run_lands_in_the_rows_of_the_one_knob_it_moves_and_the_default_in_
     default = run("default", 0.88, 0.60)
     default["metrics"]["reports/metrics/semisupervised.json"] = {"validation": {"accuracy": 0.85, "pairs": 2000}}
     found = [
-        run("t4", 0.90, 0.50, adversarial__threshold=4),
-        run("t8", 0.86, 0.70, adversarial__threshold=8.0),
+        run("t4", 0.90, 0.50, adversarial__beta=4),
+        run("t8", 0.86, 0.70, adversarial__beta=8.0),
         run("e15", 0.89, 0.62, adversarial__max_epochs=15, adversarial__patience=15),
-        run("two", 0.99, 0.99, adversarial__threshold=4, adversarial__beta=1.0),
+        run("two", 0.99, 0.99, adversarial__beta=4, adversarial__gamma=0.5),
         {**run("seed1", 0.99, 0.99), "params": {**DEFAULTS, "seed": 1}},
         run("stale", 0.99, None, adversarial__gamma=2.0) | {"metrics": {"reports/metrics/adversarial.json": {"validation": {"accuracy": 0.99, "pairs": 2000}}}},
         run("g9", 0.87, semisupervised__g=0.9),
@@ -45,26 +45,27 @@ def test_each_run_lands_in_the_rows_of_the_one_knob_it_moves_and_the_default_in_
     # Execute
     table = tuning_table(found, DEFAULTS)
     # Assert
-    threshold = table[table["knob"] == "threshold"]
-    assert threshold["value"].tolist() == [4, 6.0, 8.0] and threshold["name"].tolist() == ["t4", "default", "t8"]
-    assert threshold["score"].tolist() == pytest.approx([0.70, 0.74, 0.78])
+    beta = table[table["knob"] == "beta"]
+    assert beta["value"].tolist() == [4, 6.0, 8.0] and beta["name"].tolist() == ["t4", "default", "t8"]
+    assert beta["score"].tolist() == pytest.approx([0.70, 0.74, 0.78])
     assert table[table["knob"] == "max_epochs"]["name"].tolist() == ["default", "e15"]
     assert table[table["knob"] == "gamma"]["name"].tolist() == ["default"]  # the stale run has no robust score
     g = table[table["knob"] == "g"]
     assert g["name"].tolist() == ["default", "g9"] and g["val_robust_accuracy"].isna().all()
     assert "two" not in table["name"].tolist() and "seed1" not in table["name"].tolist()
-    lo, hi = threshold["val_robust_ci"].iloc[0]
+    assert "threshold" not in table["knob"].tolist()  # the gate's threshold is make gate-sweep's (docs/gate_sweep.json)
+    lo, hi = beta["val_robust_ci"].iloc[0]
     assert lo < 0.50 < hi and hi - lo == pytest.approx(0.062, abs=0.002)  # Wilson 95% on 1000 pairs
 
 
 def test_choices_move_a_default_only_when_the_best_score_beats_it_by_more_than_its_interval():
-    # Prepare: threshold 8 beats the default by 4 points, beta 12 by 0.5 (the default's half-width is about 1.6)
-    table = tuning_table([run("t4", 0.90, 0.50, adversarial__threshold=4), run("t8", 0.90, 0.70, adversarial__threshold=8),
-                          run("b12", 0.89, 0.61, adversarial__beta=12), run("default", 0.88, 0.60)], DEFAULTS)
+    # Prepare: beta 8 beats the default by 4 points, gamma 2 by 0.5 (the default's half-width is about 1.6)
+    table = tuning_table([run("b4", 0.90, 0.50, adversarial__beta=4), run("b8", 0.90, 0.70, adversarial__beta=8),
+                          run("c2", 0.89, 0.61, adversarial__gamma=2.0), run("default", 0.88, 0.60)], DEFAULTS)
     # Execute
     chosen = choices(table).set_index("knob")
     # Assert
-    assert 0.014 < chosen.loc["threshold", "halfwidth"] < 0.018
-    assert chosen.loc["threshold", "moved"] and chosen.loc["threshold", "chosen"] == 8
-    assert chosen.loc["beta", "best"] == 12 and not chosen.loc["beta", "moved"] and chosen.loc["beta", "chosen"] == 6.0
-    assert chosen.loc["threshold", "settings"] == 3 and chosen.loc["gamma", "settings"] == 1
+    assert 0.014 < chosen.loc["beta", "halfwidth"] < 0.018
+    assert chosen.loc["beta", "moved"] and chosen.loc["beta", "chosen"] == 8
+    assert chosen.loc["gamma", "best"] == 2.0 and not chosen.loc["gamma", "moved"] and chosen.loc["gamma", "chosen"] == 1.0
+    assert chosen.loc["beta", "settings"] == 3 and chosen.loc["max_epochs", "settings"] == 1

@@ -24,6 +24,7 @@ Identities with a single image are kept: they serve as impostors only.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 
@@ -95,6 +96,17 @@ def build(faces: FaceSet, cfg: ProtocolConfig, seed: int) -> Protocol:
     gallery, probes = _gallery(test_ids, by_id, cfg, rng)
     return Protocol(train, val, test, val_pairs, val_is_same, labelled, unlabelled, institution, pairs, is_same,
                     folds, gallery, probes, disjoint)
+
+
+def relabelled(protocol: Protocol, fraction: float, seed: int) -> Protocol:
+    """``protocol`` with another labelled/unlabelled split of its training images: the first ``round(fraction *
+    len(train))`` (at least 1) of one permutation drawn by ``seed``, so that for one seed a smaller fraction's labelled
+    images are among a larger one's (the label-fraction study's nested splits); everything else is unchanged."""
+    if not 0 < fraction <= 1:
+        raise ValueError(f"label fraction must be in (0, 1], got {fraction}")
+    order = np.random.default_rng([seed, 0x1ABE]).permutation(protocol.train)
+    labelled = np.sort(order[:max(1, round(fraction * len(order)))])
+    return dataclasses.replace(protocol, labelled=labelled, unlabelled=np.setdiff1d(protocol.train, labelled))
 
 
 def benchmark_pairs(faces: FaceSet, cfg: ProtocolConfig, seed: int) -> tuple[np.ndarray, ...]:

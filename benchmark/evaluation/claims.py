@@ -63,6 +63,8 @@ CLAIMS = (
           "robust accuracy within 2 points of static PGD-AT, or better"),
     Claim("hardened", "adversarial", "pgd_at", "clean", "no_worse", 0.0,
           "clean accuracy at least static PGD-AT's"),
+    Claim("hardened", "adversarial", "natural_then_at", "robust", "no_worse", 0.02,
+          "robust accuracy within 2 points of natural training then PGD-AT (the closest prior art), or better"),
     Claim("federated", "federated_third_party", "federated_plaintext", "clean", "within", 0.005,
           "encrypted aggregation through a third party within 0.5 points of plaintext FedAvg"),
     Claim("federated", "federated_blind", "federated_plaintext", "clean", "within", 0.005,

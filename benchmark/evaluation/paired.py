@@ -6,6 +6,10 @@ interval (pairs resampled with replacement, both models' outcomes together) and 
 discordant pairs (scipy's binomial test); :func:`verdict` turns the interval into a claim against a margin. The
 bootstrap resamples pairs, not identities: pairs sharing an identity are not independent, so the interval is
 somewhat narrow; the fold standard deviation beside it shows the spread between disjoint identity groups.
+
+:func:`paired_difference_over_seeds` compares two training recipes run with several seeds on the same pairs: each
+pair's difference is averaged over the seeds, the interval is the paired bootstrap over pairs of those averages, and
+the p-value a sign-flip permutation test over pairs (under no difference, a and b are exchangeable within a pair).
 """
 
 from __future__ import annotations
@@ -51,3 +55,32 @@ def verdict(ci: list[float], margin: float = 0.0) -> str:
     if hi < margin:
         return "below"
     return "not shown"
+
+
+def paired_difference_over_seeds(correct_a: np.ndarray, correct_b: np.ndarray, resamples: int = RESAMPLES,
+                                 seed: int = 0, confidence: float = 0.95) -> dict:
+    """Accuracy of a minus accuracy of b over seeds, on the same pairs (module docstring).
+
+    correct_a, correct_b: bool (S, P): per training seed (rows, the same seeds for both), each pair's outcome.
+    Returns {"difference" (mean over seeds and pairs), "ci": [lo, hi] (percentile bootstrap over pairs of the
+    seed-averaged differences), "p_value" (two-sided sign-flip permutation test over pairs, ``resamples`` random
+    flips, the observed one counted), "pairs", "seeds"}.
+    """
+    a, b = np.asarray(correct_a, dtype=bool), np.asarray(correct_b, dtype=bool)
+    if a.shape != b.shape or a.ndim != 2 or 0 in a.shape:
+        raise ValueError(f"correct_a and correct_b must be non-empty (seeds, pairs) arrays of one shape, got {a.shape} "
+                         f"and {b.shape}")
+    if resamples < 1 or not 0 < confidence < 1:
+        raise ValueError(f"resamples must be >= 1 and confidence in (0, 1), got {resamples} and {confidence}")
+    d = (a.astype(np.float64) - b.astype(np.float64)).mean(axis=0)
+    rng = np.random.default_rng(seed)
+    means, flipped = [], []
+    for k in range(0, resamples, CHUNK):
+        size = (min(CHUNK, resamples - k), len(d))
+        means.append(d[rng.integers(0, len(d), size)].mean(axis=1))
+        flipped.append((d * rng.choice((-1.0, 1.0), size)).mean(axis=1))
+    tail = 100 * (1 - confidence) / 2
+    lo, hi = np.percentile(np.concatenate(means), [tail, 100 - tail])
+    extreme = int(np.sum(np.abs(np.concatenate(flipped)) >= abs(d.mean()) - 1e-12))
+    return {"difference": float(d.mean()), "ci": [float(lo), float(hi)], "p_value": (extreme + 1) / (resamples + 1),
+            "pairs": int(len(d)), "seeds": int(a.shape[0])}

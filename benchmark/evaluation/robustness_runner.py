@@ -207,15 +207,31 @@ def pgd_robust_accuracy(model: FaceModel, images: np.ndarray, pairs: np.ndarray,
     start (the evaluation's defaults, :class:`RobustnessConfig`), with its Wilson 95% interval. The training stages
     score hyperparameters with it on validation pairs; images, pairs and is_same as :func:`robustness_report`."""
     cfg = RobustnessConfig()
-    same = np.asarray(is_same, dtype=bool)
-    chosen = select_pairs(same, n_pairs, seed)
-    data = _Pairs(model, images, np.asarray(pairs)[chosen], same[chosen], cfg, threshold)
+    data = _validation_pairs(model, images, pairs, is_same, threshold, n_pairs, seed, cfg)
     robust = correct(data.before, data.same, threshold)
     todo = np.flatnonzero(robust)
     if len(todo):
         scores = data.attack(HEADLINE_ATTACK, todo, np.full(len(todo), eps), cfg.steps, seed)
         robust[todo] = correct(scores, data.same[todo], threshold)
     return {**_share(robust), "n": len(robust), "eps": _finite(eps), "steps": cfg.steps}
+
+
+def worst_case_robust_accuracy(model: FaceModel, images: np.ndarray, pairs: np.ndarray, is_same: np.ndarray,
+                               threshold: float, n_pairs: int, seed: int) -> dict:
+    """The evaluation's headline check (:func:`headline_check` with the default :class:`RobustnessConfig`: PGD-10,
+    then APGD and Square on what PGD left, at 4/255) on the ``n_pairs`` balanced pairs of
+    :func:`pgd_robust_accuracy`: ``{"value", "ci", "n", "attacks", "pgd_linf": {"value", "ci"}}``. The adversarial
+    stages score it on validation pairs: the worst case that ``make gate-sweep`` places on the cost front."""
+    cfg = RobustnessConfig()
+    data = _validation_pairs(model, images, pairs, is_same, threshold, n_pairs, seed, cfg)
+    return headline_check(data, threshold, cfg, seed)[0]
+
+
+def _validation_pairs(model: FaceModel, images: np.ndarray, pairs: np.ndarray, is_same: np.ndarray, threshold: float,
+                      n_pairs: int, seed: int, cfg: RobustnessConfig) -> _Pairs:
+    same = np.asarray(is_same, dtype=bool)
+    chosen = select_pairs(same, n_pairs, seed)
+    return _Pairs(model, images, np.asarray(pairs)[chosen], same[chosen], cfg, threshold)
 
 
 def _share(ok: np.ndarray) -> dict:

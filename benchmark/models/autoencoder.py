@@ -11,7 +11,8 @@ conv1-3 are stride-2 convolutions (the patent's downsampling feature extraction)
 (upsampling x2), so up2 has down2's shape and up3 has down1's. Every layer is conv + BatchNorm + ReLU.
 The encoder (conv1-3) is the ``ae_encoder`` backbone of a :class:`~benchmark.models.face_model.FaceModel`,
 whose embedding layer is the patent's fully connected layer; the decoder (conv4-6) exists for training
-only.
+only. From a pretrained recognizer (``facenet_casia``) the same losses run on three of its maps (after repeat_1,
+repeat_2 and block8 as down1-3) with a decoder built for their shapes (:class:`SkipDecoder`).
 
 Losses (claims 1, 3, 4): LossA is the head's supervised loss on labelled images; on unlabelled images
 Loss1 ties down3 to up1, Loss2 down2 to up2, Loss3 down1 to up3, LossB = Loss1 + Loss2 + Loss3, and
@@ -80,8 +81,13 @@ class AEEncoder(nn.Module):
         self.conv2 = _block(nn.Conv2d(c1, c2, kernel_size, 2, pad, bias=False), c2)
         self.conv3 = _block(nn.Conv2d(c2, c3, kernel_size, 2, pad, bias=False), c3)
         self.channels = (c1, c2, c3)
+        self.maps = tuple((c, image_size // 2 ** (i + 1)) for i, c in enumerate(self.channels))
         self.config = {"image_size": image_size, "channels": [c1, c2, c3], "kernel_size": kernel_size}
         self.num_features = c3 * (image_size // 8) ** 2
+
+    def layers(self) -> list[nn.Module]:
+        """conv1-3 in forward order (a training stage's ``frozen_layers`` freezes the first ones)."""
+        return [self.conv1, self.conv2, self.conv3]
 
     def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(N, 3, S, S) -> (down1 (N,C1,S/2,S/2), down2 (N,C2,S/4,S/4), down3 (N,C3,S/8,S/8))."""
@@ -89,9 +95,13 @@ class AEEncoder(nn.Module):
         down2 = self.conv2(down1)
         return down1, down2, self.conv3(down2)
 
+    def flatten(self, down3: torch.Tensor) -> torch.Tensor:
+        """down3 (N, C3, S/8, S/8) -> (N, num_features), the fully connected layer's input."""
+        return down3.flatten(1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, S, S) -> (N, num_features): down3 flattened, the fully connected layer's input."""
-        return self.features(x)[2].flatten(1)
+        return self.flatten(self.features(x)[2])
 
 
 @BACKBONES.register("ae_encoder")
@@ -100,15 +110,29 @@ def ae_encoder(image_size: int = 64, channels: tuple[int, int, int] = (32, 64, 1
     return AEEncoder(image_size, tuple(channels), kernel_size)
 
 
-class SkipDecoder(nn.Module):
-    """conv4-6: down3 (N, C3, s, s) -> (up1 (N,C3,s,s), up2 (N,C2,2s,2s), up3 (N,C1,4s,4s))."""
+def _upsample(c_in: int, c_out: int, side_in: int, side_out: int) -> nn.ConvTranspose2d:
+    """A stride-2 transposed convolution from side ``side_in`` to ``side_out`` (:class:`SkipDecoder`)."""
+    if side_out == 2 * side_in:
+        return nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False)
+    kernel = side_out - 2 * (side_in - 1)
+    if not 2 <= kernel <= 7:
+        raise ValueError(f"no stride-2 transposed convolution maps side {side_in} to {side_out}: each map must be "
+                         "about twice the side of the next")
+    return nn.ConvTranspose2d(c_in, c_out, kernel, 2, 0, bias=False)
 
-    def __init__(self, channels: tuple[int, int, int]) -> None:
+
+class SkipDecoder(nn.Module):
+    """conv4-6 for an encoder whose maps down1..down3 are ``maps`` = ((C1, s1), (C2, s2), (C3, s3)), (channels, side):
+    down3 -> (up1 (N,C3,s3,s3), up2 (N,C2,s2,s2), up3 (N,C1,s1,s1)). conv4 is a stride-1 3x3 convolution; conv5 and
+    conv6 are stride-2 transposed convolutions: 4x4 with padding 1 where the side doubles (the patent's encoder), else
+    the kernel without padding that makes the side exact (FaceNet's 3 -> 8 -> 17: 4x4 and 3x3)."""
+
+    def __init__(self, maps: tuple[tuple[int, int], ...]) -> None:
         super().__init__()
-        c1, c2, c3 = channels
+        (c1, s1), (c2, s2), (c3, s3) = maps
         self.conv4 = _block(nn.Conv2d(c3, c3, 3, 1, 1, bias=False), c3)
-        self.conv5 = _block(nn.ConvTranspose2d(c3, c2, 4, 2, 1, bias=False), c2)
-        self.conv6 = _block(nn.ConvTranspose2d(c2, c1, 4, 2, 1, bias=False), c1)
+        self.conv5 = _block(_upsample(c3, c2, s3, s2), c2)
+        self.conv6 = _block(_upsample(c2, c1, s2, s1), c1)
 
     def forward(self, down3: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         up1 = self.conv4(down3)
@@ -145,25 +169,28 @@ def combine(loss_a: torch.Tensor, loss_b: torch.Tensor, g: float) -> torch.Tenso
 
 
 class SemiSupervisedAE(nn.Module):
-    """The whole patent model for training: ``face`` (FaceModel on ``ae_encoder``) plus the decoder conv4-6.
+    """The whole patent model for training: ``face`` (a FaceModel whose backbone gives three maps: ``ae_encoder``,
+    the patent's conv1-3, or the pretrained ``facenet_casia``, whose maps after repeat_1, repeat_2 and block8 play
+    down1-3) plus the decoder conv4-6 built for those maps.
 
     Only ``face`` is needed (and saved) for recognition.
     """
 
     def __init__(self, face: FaceModel) -> None:
         super().__init__()
-        if not isinstance(face.backbone, AEEncoder):
-            raise TypeError(f"SemiSupervisedAE needs an ae_encoder backbone, got '{face.backbone_name}'")
+        if not hasattr(face.backbone, "maps"):
+            raise TypeError(f"SemiSupervisedAE needs a backbone with three feature maps (ae_encoder, facenet_casia), "
+                            f"got '{face.backbone_name}'")
         self.face = face
-        self.decoder = SkipDecoder(face.backbone.channels)
+        self.decoder = SkipDecoder(face.backbone.maps)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(N, 3, S, S) in [0, 1] -> (down1, down2, down3)."""
         return self.face.backbone.features(self.face.normalize(x))
 
     def embedding(self, down3: torch.Tensor) -> torch.Tensor:
-        """down3 (N, C3, S/8, S/8) -> raw embedding (N, D) through the fully connected layer."""
-        return self.face.neck(down3.flatten(1))
+        """down3 -> raw embedding (N, D): the backbone's rest (flattened for ae_encoder) and the embedding layer."""
+        return self.face.neck(self.face.backbone.flatten(down3))
 
     def skip_losses(self, downs: tuple[torch.Tensor, ...],
                     targets: tuple[torch.Tensor, ...] | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -78,6 +78,8 @@ _STRUCTURE = (_SCOPE + "Logits/Flatten/flatten/Reshape/shape/_1__cf__3", _BOTTLE
               _BOTTLENECK + "BatchNorm/Shape/_0__cf__2", "embeddings/Sum/reduction_indices", "embeddings/Maximum/y")
 _FORWARD = ("conv2d_1a", "conv2d_2a", "conv2d_2b", "maxpool_3a", "conv2d_3b", "conv2d_4a", "conv2d_4b", "repeat_1",
             "mixed_6a", "repeat_2", "mixed_7a", "repeat_3", "block8", "avgpool_1a", "dropout")
+_MAP_LAYERS = ("repeat_1", "repeat_2", "block8")  # down1, down2, down3 of :meth:`FaceNetBackbone.features`
+MAPS = ((256, 17), (896, 8), (1792, 3))  # (channels, side) of down1, down2, down3 at 160 px
 
 
 class GraphChecksumError(ValueError):
@@ -88,13 +90,15 @@ class FaceNetBackbone(nn.Module):
     """facenet-pytorch's InceptionResnetV1 up to its bottleneck batch norm: float32 (N, 3, 160, 160),
     standardized -> the raw (N, 512) embedding, not yet L2-normalized (:meth:`FaceModel.embed` does that).
 
-    Declares ``embedding = True`` (it ends in its own embedding layer, so FaceModel adds no neck),
-    ``geometry`` (:data:`GEOMETRY`, how its crops are cut) and ``input_size`` (160). Randomly initialized:
+    Declares ``embedding = True`` (it ends in its own embedding layer, so FaceModel adds no neck), ``maps``
+    (:data:`MAPS`: the three maps of :meth:`features`, which the semi-supervised decoder matches), ``geometry``
+    (:data:`GEOMETRY`, how its crops are cut) and ``input_size`` (160). Randomly initialized:
     :func:`benchmark.models.pretrained.pretrained_face_model` loads the converted weights.
     """
 
     embedding = True
     num_features = EMBEDDING_DIM
+    maps = MAPS
     geometry = GEOMETRY
     input_size = INPUT_SIZE
 
@@ -117,15 +121,35 @@ class FaceNetBackbone(nn.Module):
                 module.eval()
         return self
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, 3, 160, 160) -> (N, 512); any other size raises ValueError."""
+    def layers(self) -> list[nn.Module]:
+        """The network's layers in forward order (a training stage's ``frozen_layers`` freezes the first ones)."""
+        return [*(getattr(self.net, name) for name in _FORWARD), self.net.last_linear, self.net.last_bn]
+
+    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(N, 3, 160, 160) -> the three maps the semi-supervised decoder matches (:data:`MAPS`): down1 after
+        ``repeat_1`` (N, 256, 17, 17), down2 after ``repeat_2`` (N, 896, 8, 8), down3 after ``block8`` (N, 1792, 3, 3).
+        Any other input size raises ValueError."""
         if tuple(x.shape[-2:]) != (INPUT_SIZE, INPUT_SIZE):
             raise ValueError(f"{NAME} takes {INPUT_SIZE}x{INPUT_SIZE} face crops only (its frozen graph pools the "
                              f"3x3 map of a 160 px input), got {x.shape[-1]}x{x.shape[-2]}: "
                              f"cut faces as {GEOMETRY.describe()}")
-        for name in _FORWARD:
+        downs = []
+        for name in _FORWARD[:_FORWARD.index("block8") + 1]:
+            x = getattr(self.net, name)(x)
+            if name in _MAP_LAYERS:
+                downs.append(x)
+        return tuple(downs)
+
+    def flatten(self, down3: torch.Tensor) -> torch.Tensor:
+        """down3 (N, 1792, 3, 3) -> the raw (N, 512) embedding: average pool, dropout, bottleneck and its batch norm."""
+        x = down3
+        for name in _FORWARD[_FORWARD.index("block8") + 1:]:
             x = getattr(self.net, name)(x)
         return self.net.last_bn(self.net.last_linear(x.flatten(1)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 3, 160, 160) -> (N, 512); any other size raises ValueError."""
+        return self.flatten(self.features(x)[2])
 
 
 @BACKBONES.register(NAME)

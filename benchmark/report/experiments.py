@@ -1,9 +1,9 @@
-"""Collect DVC experiments into tables: the label-fraction and g study of the semi-supervised variant, and the
-headline figures over training seeds (``make seeds``).
+"""Collect DVC experiments into tables: the headline figures over training seeds (``make seeds``); ``make tune``
+reads the same runs (:mod:`benchmark.report.tuning`).
 
 ``dvc exp show --json`` nests runs (workspace, commits, experiments, queued ones) several levels deep;
 :func:`runs` walks it and keeps every run that has both params and metrics, so the parser does not
-depend on the exact nesting. :func:`study_table` and :func:`seed_table` are pure functions of those runs.
+depend on the exact nesting. :func:`seed_table` is a pure function of those runs.
 """
 
 from __future__ import annotations
@@ -14,12 +14,10 @@ import subprocess
 import sys
 from typing import Any, Iterator
 
-import pandas as pd
 
 from benchmark.errors import DataError
 from benchmark.report.headline import SEED_FIGURES, headline_rows
 
-STUDY_STAGES = ("supervised", "semisupervised")
 WORKSPACE = "workspace"  # the name :func:`runs` gives the workspace's run
 
 
@@ -51,35 +49,6 @@ def runs(tree: Any) -> Iterator[dict]:
         for value in tree.values():
             if isinstance(value, (list, dict)):
                 yield from runs(value)
-
-
-def study_table(found: list[dict]) -> pd.DataFrame:
-    """One row per run with both training stages' metrics: label_fraction, g and their accuracies.
-
-    Columns: name, label_fraction, g, supervised (10-fold accuracy), supervised_std, semisupervised,
-    semisupervised_std, gain (semi minus supervised). Duplicate parameter settings keep the first
-    (newest) run.
-    """
-    rows = []
-    for run in found:
-        acc = {}
-        for stage in STUDY_STAGES:
-            entry = next((m for path, m in run["metrics"].items() if path.endswith(f"metrics/{stage}.json")), None)
-            if not entry or "verification" not in entry:
-                break
-            acc[stage] = entry["verification"]["accuracy_mean"]
-            acc[f"{stage}_std"] = entry["verification"]["accuracy_std"]
-        else:
-            rows.append({
-                "name": run["name"],
-                "label_fraction": run["params"]["data"]["protocol"]["label_fraction"],
-                "g": run["params"]["semisupervised"]["g"],
-                **acc,
-            })
-    table = pd.DataFrame(rows, columns=["name", "label_fraction", "g", "supervised", "supervised_std", "semisupervised", "semisupervised_std"])
-    table = table.drop_duplicates(subset=["label_fraction", "g"]).sort_values(["g", "label_fraction"]).reset_index(drop=True)
-    table["gain"] = table["semisupervised"] - table["supervised"]
-    return table
 
 
 def _evaluation(run: dict) -> dict | None:

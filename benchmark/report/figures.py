@@ -1,4 +1,5 @@
-"""Figures of the label-fraction and g study and of the hyperparameter sweep (make tune)."""
+"""Figures of the label-fraction study (make label-study), of the hyperparameter sweep (make tune) and of the gate's
+cost front (make gate-sweep)."""
 
 from __future__ import annotations
 
@@ -6,30 +7,31 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 
-def label_fraction_figure(table: pd.DataFrame, g: float) -> Figure:
-    """Verification accuracy (mean +- fold std) vs label fraction, supervised-only and semi-supervised,
-    for the runs at ``g``; plus semi-supervised accuracy vs g where the table has several g values."""
-    fig = Figure(figsize=(10, 3.6), layout="constrained")
-    ax_frac, ax_g = fig.subplots(1, 2)
-    at_g = table[table["g"] == g].sort_values("label_fraction")
-    for stage, label in (("supervised", "supervised only"), ("semisupervised", f"semi-supervised (g={g})")):
-        ax_frac.errorbar(at_g["label_fraction"], at_g[stage], yerr=at_g[f"{stage}_std"], marker="o", capsize=3, label=label)
-    ax_frac.set_xscale("log")
-    ax_frac.set_xlabel("label fraction")
-    ax_frac.set_ylabel("10-fold verification accuracy")
-    ax_frac.legend()
-    ax_frac.grid(True, alpha=0.3)
-    by_g = table.groupby("label_fraction")
-    for fraction, rows in by_g:
-        if rows["g"].nunique() > 1:
-            rows = rows.sort_values("g")
-            ax_g.errorbar(rows["g"], rows["semisupervised"], yerr=rows["semisupervised_std"], marker="o", capsize=3,
-                          label=f"label fraction {fraction}")
-    ax_g.set_xlabel("g (weight of LossA)")
-    ax_g.set_ylabel("semi-supervised accuracy")
-    ax_g.grid(True, alpha=0.3)
-    if ax_g.lines:
-        ax_g.legend()
+def label_study_figure(study: dict) -> Figure:
+    """One panel per init of the label study (``{init: {"fractions": {fraction: row}}}``, the study file): supervised-only
+    and semi-supervised test-pair accuracy (mean and standard deviation over seeds) against the label fraction, and
+    below, their difference with its 95% paired interval."""
+    inits = list(study)
+    fig = Figure(figsize=(4.8 * max(len(inits), 1), 6), layout="constrained")
+    axes = fig.subplots(2, max(len(inits), 1), squeeze=False, sharex="col")
+    for col, init in enumerate(inits):
+        rows = sorted(study[init]["fractions"].items(), key=lambda kv: float(kv[0]))
+        x = [float(f) for f, _ in rows]
+        for stage, label in (("supervised", "supervised only"), ("semisupervised", "semi-supervised")):
+            axes[0][col].errorbar(x, [r[stage] for _, r in rows], yerr=[r[f"{stage}_std"] or 0 for _, r in rows],
+                                  marker="o", capsize=3, label=label)
+        axes[0][col].set_title(f"init: {init}", fontsize=9)
+        axes[0][col].set_ylabel("test-pair accuracy")
+        axes[0][col].legend(fontsize=7)
+        diff = [r["difference"] for _, r in rows]
+        err = [[d - r["ci"][0] for d, (_, r) in zip(diff, rows)], [r["ci"][1] - d for d, (_, r) in zip(diff, rows)]]
+        axes[1][col].errorbar(x, diff, yerr=err, marker="s", capsize=3, color="C2")
+        axes[1][col].axhline(0, color="grey", linewidth=1)
+        axes[1][col].set_xscale("log")
+        axes[1][col].set_xlabel("label fraction")
+        axes[1][col].set_ylabel("semi − supervised [95% CI]")
+        for ax in axes[:, col]:
+            ax.grid(True, alpha=0.3)
     return fig
 
 
@@ -53,4 +55,39 @@ def tuning_figure(table: pd.DataFrame) -> Figure:
         ax.set_ylabel("validation accuracy")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7)
+    return fig
+
+
+VARIANT_MARKERS = {"adversarial": "o", "natural_then_at": "s", "pgd_at": "^", "trades": "v"}
+
+
+def gate_pareto_figure(pareto: dict) -> Figure:
+    """Worst-case robust accuracy on validation pairs (Wilson 95% interval) against training cost, by forward+backward
+    passes (left) and by training seconds (right), for every point of
+    :func:`benchmark.report.pareto.gate_pareto`: filled markers from the sweep, outlined ones this run's stages, each
+    labelled with its threshold or switch; the front by passes (left) and by seconds (right) as a step line."""
+    fig = Figure(figsize=(11, 4), layout="constrained")
+    rows = pareto["rows"]
+    for ax, cost, front_key in zip(fig.subplots(1, 2), ("passes", "seconds"), ("on_front", "on_front_seconds")):
+        for i, variant in enumerate(VARIANT_MARKERS):
+            for source, filled in (("sweep", True), ("run", False)):
+                pts = [r for r in rows if r["variant"] == variant and r["source"] == source]
+                if not pts:
+                    continue
+                y = [r["worst_case_robust_accuracy"] for r in pts]
+                err = [[v - r["worst_case_ci"][0] for v, r in zip(y, pts)], [r["worst_case_ci"][1] - v for v, r in zip(y, pts)]]
+                ax.errorbar([r[cost] for r in pts], y, yerr=err, fmt=VARIANT_MARKERS[variant], color=f"C{i}", capsize=2,
+                            mfc=f"C{i}" if filled else "white", label=f"{variant} ({source})")
+                for r in pts:
+                    knob = r["threshold"] if variant == "adversarial" else r["switch"]
+                    if knob is not None:
+                        ax.annotate(f"{knob:g}", (r[cost], r["worst_case_robust_accuracy"]), fontsize=7,
+                                    textcoords="offset points", xytext=(4, 4))
+        front = sorted((r[cost], r["worst_case_robust_accuracy"]) for r in rows if r[front_key])
+        if front:
+            ax.step(*zip(*front), where="post", color="grey", linestyle="--", linewidth=1, label="front")
+        ax.set_xlabel("forward+backward passes in training" if cost == "passes" else "training seconds (this machine)")
+        ax.set_ylabel("worst-case robust accuracy, validation (4/255)")
+        ax.grid(True, alpha=0.3)
+    fig.axes[0].legend(fontsize=7)
     return fig

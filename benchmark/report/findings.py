@@ -24,14 +24,14 @@ def _acc(evaluation: dict, variant: str, benchmark: str) -> tuple[float, float] 
     return (v["accuracy_mean"], v["accuracy_std"]) if v else None
 
 
-def _worst(evaluation: dict, variant: str, benchmark: str) -> dict | None:
+def worst_case(evaluation: dict, variant: str, benchmark: str) -> dict | None:
     """The headline check's entry (worst case, its attacks and PGD's figure on the same pairs), or None."""
     return evaluation.get(variant, {}).get(benchmark, {}).get("robustness", {}).get(WORST_CASE, {}).get(HEADLINE_EPS)
 
 
 def _robust(evaluation: dict, variant: str, benchmark: str) -> float | None:
     """PGD-L-inf's robust accuracy at the headline budget in the headline check, or None."""
-    worst = _worst(evaluation, variant, benchmark)
+    worst = worst_case(evaluation, variant, benchmark)
     return worst[HEADLINE_ATTACK]["value"] if worst else None
 
 
@@ -82,17 +82,18 @@ def frame_selection(identification: dict | None) -> list[str]:
 
 
 def hardened(evaluation: dict, stages: dict, decided: list[dict] | None, benchmark: str) -> list[str]:
-    """Patent CN116665282A: the gated hardened model against static PGD-AT, TRADES and the clean model, with
-    clean, PGD and worst-case robust accuracy on ``benchmark``, its claims, and its training time against PGD-AT's."""
+    """Patent CN116665282A: the gated hardened model against static PGD-AT, TRADES, natural training then PGD-AT and
+    the clean model, with clean, PGD and worst-case robust accuracy on ``benchmark``, its claims, and its training time
+    against PGD-AT's."""
     out = []
-    for variant in ("adversarial", "pgd_at", "trades", "supervised"):
+    for variant in ("adversarial", "pgd_at", "trades", "natural_then_at", "supervised"):
         acc, robust = _acc(evaluation, variant, benchmark), _robust(evaluation, variant, benchmark)
         if acc is None:
             out.append(f"{variant}: not evaluated on {benchmark}.")
             continue
         text = f"{variant} on {benchmark}: clean {acc[0]:.3f}, robust accuracy under PGD-L∞ at 4/255 "
         text += "n/a" if robust is None else f"{robust:.3f}"
-        worst = _worst(evaluation, variant, benchmark)
+        worst = worst_case(evaluation, variant, benchmark)
         if worst:
             text += f", worst case over {', '.join(worst['attacks'])} {worst['value']:.3f}"
         m = stages.get(variant, {})
@@ -110,9 +111,60 @@ def hardened(evaluation: dict, stages: dict, decided: list[dict] | None, benchma
     return out
 
 
+def label_study(study: dict) -> list[str]:
+    """The label-fraction study (the study file of ``make label-study``): per init, the data it ran on and, per label
+    fraction, semi-supervised against supervised-only with the paired test over seeds and its verdict."""
+    out = []
+    for init, entry in study.items():
+        data, counts = entry["data"], entry["data"]["counts"]
+        out.append(f"Label study from {init} ({entry['command']}, {entry['date']}): {data['source']['kind']} "
+                   f"{data['source'].get('path') or ''}, {counts['identities']} identities, {counts['images']} images, "
+                   f"cut as {data['geometry']}; test pairs of its {counts.get('test_identities', '?')} held-out identities.")
+        for fraction, r in sorted(entry["fractions"].items(), key=lambda kv: float(kv[0])):
+            lo, hi = r["ci"]
+            out.append(f"{init}, label fraction {fraction} ({r['labelled_images']} labelled, {r['unlabelled_images']} "
+                       f"unlabelled): semi-supervised {r['semisupervised']:.3f} against supervised-only "
+                       f"{r['supervised']:.3f}, difference {100 * r['difference']:+.1f} points [{100 * lo:+.1f}, "
+                       f"{100 * hi:+.1f}] (paired over {r['pairs']} pairs and seeds {', '.join(map(str, r['seeds']))}; "
+                       f"sign-flip p = {r['p_value']:.2g}): {r['verdict']}.")
+    return out
+
+
+def gate_front(pareto: dict) -> list[str]:
+    """Where the gated model lies on the cost-robustness front (:func:`benchmark.report.pareto.gate_pareto`): on
+    validation pairs against the sweep's and this run's points, the sweep's choices, and this run's adversarial
+    stages on the test pairs with intervals."""
+    rows, out = pareto["rows"], []
+    sweep = pareto["sweep"]
+    if not sweep["used"]:
+        out.append(f"Gate sweep: not shown here ({sweep['reason']}); the front below holds this run's stages only.")
+    else:
+        for c in sweep["choice"].values():
+            out.append(f"The sweep ({sweep['command']}) chose {c['variant']}.{c['knob']} = {c['chosen']:g} on validation "
+                       f"pairs among {', '.join(f'{v:g}' for v in c['settings'])} ({c['rule']}).")
+    static = next((r for r in rows if r["variant"] == "pgd_at" and r["source"] == "run"), None)
+    for r in (r for r in rows if r["source"] == "run" and r["variant"] in ("adversarial", "natural_then_at")):
+        lo, hi = r["worst_case_ci"]
+        knob = f"threshold {r['threshold']:g}" if r["variant"] == "adversarial" else f"switch {r['switch']:g}"
+        ratio = f" ({r['passes'] / static['passes']:.2f}x PGD-AT's {static['passes']})" if static else ""
+        where = "on the front" if r["on_front"] else f"off the front (dominated by {', '.join(r['dominated_by'])})"
+        out.append(f"{r['variant']} ({knob}) on validation pairs: worst-case robust accuracy {r['worst_case_robust_accuracy']:.3f} "
+                   f"[{lo:.3f}, {hi:.3f}] ({r['n']} pairs), clean {r['clean_accuracy']:.3f}, {r['passes']} passes{ratio}: "
+                   f"{where} of passes; one seed, and a point whose interval overlaps the front's is not shown to differ.")
+    for r in pareto["test"]:
+        if r["worst_case_robust_accuracy"] is None:
+            continue
+        lo, hi = r["worst_case_ci"]
+        out.append(f"{r['variant']} on the test pairs of {pareto['benchmark']}: worst case {r['worst_case_robust_accuracy']:.3f} "
+                   f"[{lo:.3f}, {hi:.3f}] ({r['n']} pairs), clean {r['clean_accuracy']:.3f}, {r['passes']} passes, "
+                   f"{r['seconds']:.0f} s of training.")
+    return out
+
+
 def federated(fed: dict | None, decided: list[dict] | None, benchmark: str) -> list[str]:
     """Knowledge federation: the encrypted modes' HE cost, their claims against plaintext FedAvg and plaintext
-    FedAvg's against centralized training (decided on ``benchmark``), and the gradient-inversion measurement."""
+    FedAvg's against centralized training (decided on ``benchmark``), the institutions' differential privacy (epsilon
+    or off), and the gradient-inversion measurement."""
     if not fed:
         return ["The federated stage did not run."]
     out = []
@@ -124,6 +176,11 @@ def federated(fed: dict | None, decided: list[dict] | None, benchmark: str) -> l
             out.append(f"{mode}: {he:.1f} s of encryption work and {sum(m['bytes_sent']) / rounds / 1e6:.0f} MB sent "
                        "per round.")
     out += claims(decided, "federated", benchmark)
+    dp = next((m["dp_epsilon"] for m in fed.values() if isinstance(m, dict) and m.get("dp_epsilon")), None)
+    out.append(f"Differential privacy at the institutions: each update clipped to L2 norm {dp['clip']:g} with Gaussian "
+               f"noise multiplier {dp['noise_multiplier']:g}; epsilon per institution {dp['per_round']:.2f} a round, "
+               f"{dp['cumulative'][-1]:.2f} after {len(dp['cumulative'])} rounds (delta {dp['delta']:g})." if dp else
+               "No differential privacy at the institutions (federated.dp off): an update's protection is its encryption alone.")
     privacy = fed.get("privacy") or {}
     if privacy:
         out.append(f"Gradient inversion of one plaintext update ({privacy.get('batch_size')} face(s)) recovers faces at PSNR "
@@ -140,7 +197,7 @@ def robustness(evaluation: dict, benchmark: str) -> list[str]:
     ranked = sorted((r, v) for v in evaluation if (r := _robust(evaluation, v, benchmark)) is not None)
     if not ranked:
         return [f"No robustness result on {benchmark}."]
-    checks = [_worst(evaluation, v, benchmark) for _, v in ranked]
+    checks = [worst_case(evaluation, v, benchmark) for _, v in ranked]
     half = max((c[HEADLINE_ATTACK]["ci"][1] - c[HEADLINE_ATTACK]["ci"][0]) / 2 for c in checks)
     masked = [f"{v} ({r:.3f} under PGD, {c['value']:.3f} worst case)" for (r, v), c in zip(ranked, checks)
               if r - c["value"] > MASKING_GAP]

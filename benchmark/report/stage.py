@@ -8,6 +8,12 @@ Reads what the other stages wrote under ``<reports>`` and writes, atomically:
   the training source, the figures, the limits, links to every executed notebook rendered as HTML, and the
   environment block;
 * ``<reports>/summary.md``: the same headline tables in Markdown;
+* ``<reports>/metrics/label_study.json`` and ``<reports>/figures/label_study/label_study.png``: the semi-supervised
+  label-fraction study on real faces (``{init: {fraction: {"supervised", "semisupervised", "difference", "ci",
+  "p_value", ...}}}``) from the study file ``paths.label_study`` (``make label-study``), when it exists;
+* ``<reports>/metrics/gate_pareto.json`` and ``<reports>/figures/gate_pareto/gate_pareto.png``: the gated hardening
+  against natural_then_at, PGD-AT and TRADES on the cost-robustness plane (:mod:`benchmark.report.pareto`), from
+  the sweep file ``paths.gate_sweep`` (``make gate-sweep``) and this run's adversarial stages;
 * ``<reports>/html/<notebook>.html``: the executed notebooks as static pages.
 
 The page and the summary show the headline figures over training seeds under the headline tables when
@@ -23,14 +29,16 @@ from pathlib import Path
 
 from benchmark import io
 from benchmark.config import Params
-from benchmark.report import findings
+from benchmark.plots import save_figure
+from benchmark.report import findings, pareto
 from benchmark.report.benchmarks import benchmarks_table, overlap_warnings, training_sentence
 from benchmark.report.environment import environment
+from benchmark.report.figures import gate_pareto_figure, label_study_figure
 from benchmark.report.headline import benchmark_sets, headline_tables, markdown_tables, seed_block, seed_markdown
 from benchmark.report.html import notebook_to_html, png_data_uri, render_page
 
 REPORT_NOTEBOOK = "06_report"  # the stage's own executed notebook, still being written while it runs
-TRAINING_STAGES = ("supervised", "semisupervised", "timm_reference", "adversarial", "pgd_at", "trades")
+TRAINING_STAGES = ("supervised", "semisupervised", "timm_reference", "adversarial", "pgd_at", "trades", "natural_then_at")
 
 # (id, title, figure folders under <reports>/figures, description of what was built)
 SECTIONS = (
@@ -39,14 +47,16 @@ SECTIONS = (
      "pairs), and the benchmark sets every variant is reported on, each with LFW-style 10-fold verification pairs; "
      "an eigenfaces (PCA + cosine) floor."),
     ("semisupervised", "Semi-supervised autoencoder (patent CN112364828B)",
-     ("supervised", "semisupervised", "timm_reference", "identification"),
+     ("supervised", "semisupervised", "timm_reference", "identification", "label_study"),
      "Six-conv autoencoder with a fully connected supervised head: Loss = g LossA + (1-g)(Loss1+Loss2+Loss3) on "
      "labelled and unlabelled faces; compared with the same encoder on the labelled faces alone and with a timm "
      "backbone (mobilenetv3_small_100 by default, resnet18 in the full preset). Used to identify a person from a face video through a quality-checked frame and an identity database."),
-    ("hardened", "Adversarially hardened (patent CN116665282A)", ("adversarial", "pgd_at", "trades"),
+    ("hardened", "Adversarially hardened (patent CN116665282A)", ("adversarial", "pgd_at", "trades", "natural_then_at",
+                                                                   "gate_pareto"),
      "Training on source batches; after every batch the loss is checked against a precision threshold, and while it "
      "is below, a regularizer built from source, adversarial and target samples is switched on with adversarial "
-     "batches. Baselines: static PGD adversarial training, TRADES and the clean model."),
+     "batches. Baselines: static PGD adversarial training, TRADES, natural training then PGD-AT (the closest prior "
+     "art, Gupta et al. 2020) and the clean model; the gate's cost front against them comes from a validation sweep."),
     ("federated", "Federated with homomorphic encryption (knowledge federation)", ("federated",),
      "Institutions train the shared embedding network locally and exchange only CKKS-encrypted updates through a "
      "third party; their identity heads and faces never leave them."),
@@ -84,6 +94,8 @@ class Inputs:
     findings: list[dict] | None = None
     seeds: dict | None = None
     identification: dict | None = None
+    gate_pareto: dict | None = None
+    label_study: dict | None = None
 
 
 def _read_json(path: Path) -> dict | None:
@@ -115,6 +127,59 @@ def data_section(manifest: dict, data: dict | None) -> tuple[list[str], list[dic
     return paragraphs + overlap_warnings(benchmarks), [benchmarks_table(benchmarks)] if benchmarks else []
 
 
+def gate_pareto_table(points: dict) -> dict:
+    """The cost front's points (:func:`~benchmark.report.pareto.gate_pareto`) as a report table."""
+    columns = ["point", "pairs", "source", "passes", "seconds", "worst case [95% CI] (pairs)", "clean", "front (passes)"]
+    rows = [[pareto.point_name(r), r["pairs"], r.get("source", "run"), str(r["passes"]), f"{r['seconds']:.0f}",
+             "n/a" if r["worst_case_robust_accuracy"] is None else
+             f"{r['worst_case_robust_accuracy']:.3f} [{r['worst_case_ci'][0]:.3f}, {r['worst_case_ci'][1]:.3f}] ({r['n']})",
+             "n/a" if r["clean_accuracy"] is None else f"{r['clean_accuracy']:.3f}",
+             {True: "yes", False: "no"}.get(r.get("on_front"), "n/a")]
+            for r in [*points["rows"], *points["test"]]]
+    return {"columns": columns, "rows": rows}
+
+
+def label_study_table(study: dict) -> dict:
+    """The label study (the study file) as a report table: one row per init and label fraction."""
+    columns = ["init", "label fraction", "labelled / unlabelled", "supervised only (± std over seeds)",
+               "semi-supervised", "difference [95% CI]", "p", "verdict"]
+
+    def acc(row: dict, stage: str) -> str:
+        std = row[f"{stage}_std"]
+        return f"{row[stage]:.3f}" + ("" if std is None else f" ± {std:.3f}")
+
+    rows = [[init, fraction, f"{r['labelled_images']} / {r['unlabelled_images']}", acc(r, "supervised"),
+             acc(r, "semisupervised"),
+             f"{100 * r['difference']:+.1f} [{100 * r['ci'][0]:+.1f}, {100 * r['ci'][1]:+.1f}]", f"{r['p_value']:.2g}",
+             r["verdict"]]
+            for init, entry in study.items()
+            for fraction, r in sorted(entry["fractions"].items(), key=lambda kv: float(kv[0]))]
+    return {"columns": columns, "rows": rows}
+
+
+def write_label_study(params: Params) -> dict | None:
+    """Write ``<reports>/metrics/label_study.json`` and its figure from the study file (module docstring); returns the
+    study file's content, or None when there is none."""
+    study = _read_json(Path(params.paths.label_study))
+    if not study:
+        return None
+    reports = Path(params.paths.reports)
+    io.write_json(reports / "metrics" / "label_study.json", {init: e["fractions"] for init, e in study.items()})
+    save_figure(label_study_figure(study), reports / "figures" / "label_study" / "label_study.png")
+    return study
+
+
+def write_gate_pareto(params: Params, inputs: Inputs, benchmark: str) -> dict:
+    """Write ``<reports>/metrics/gate_pareto.json`` and its figure (module docstring); returns the points."""
+    reports = Path(params.paths.reports)
+    hashes = {k: inputs.manifest["hashes"].get(k) for k in ("faces_sha256", "protocol_sha256")}
+    points = pareto.gate_pareto(_read_json(Path(params.paths.gate_sweep)), inputs.stages, inputs.evaluation,
+                                benchmark, hashes, params.seed)
+    io.write_json(reports / "metrics" / "gate_pareto.json", points)
+    save_figure(gate_pareto_figure(points), reports / "figures" / "gate_pareto" / "gate_pareto.png")
+    return points
+
+
 def build_sections(inputs: Inputs, figures_dir: Path) -> list[dict]:
     """The report's sections with their paragraphs, tables (``{"columns", "rows"}``) and inlined figures; the
     findings are on the headline set (the first benchmark set of ``evaluation.json``)."""
@@ -123,14 +188,17 @@ def build_sections(inputs: Inputs, figures_dir: Path) -> list[dict]:
     text = {
         "data": data_paragraphs,
         "semisupervised": [*findings.semisupervised(inputs.stages, inputs.findings, headline),
+                           *(findings.label_study(inputs.label_study) if inputs.label_study else []),
                            *findings.frame_selection(inputs.identification)],
-        "hardened": findings.hardened(inputs.evaluation, inputs.stages, inputs.findings, headline),
+        "hardened": [*findings.hardened(inputs.evaluation, inputs.stages, inputs.findings, headline),
+                     *(findings.gate_front(inputs.gate_pareto) if inputs.gate_pareto else [])],
         "federated": findings.federated(inputs.federated, inputs.findings, headline),
         "evaluation": [*findings.robustness(inputs.evaluation, headline),
                        *findings.pretrained(inputs.evaluation, inputs.comparisons, inputs.run, inputs.findings,
                                             headline)],
     }
-    tables = {"data": data_tables}
+    tables = {"data": data_tables, "hardened": [gate_pareto_table(inputs.gate_pareto)] if inputs.gate_pareto else [],
+              "semisupervised": [label_study_table(inputs.label_study)] if inputs.label_study else []}
     sections = []
     for sid, title, folders, built in SECTIONS:
         figures = [
@@ -148,6 +216,10 @@ def run(params: Params) -> dict:
     :func:`~benchmark.report.headline.headline_tables`)."""
     reports = Path(params.paths.reports)
     inputs = read_inputs(params)
+    headline = next(iter(benchmark_sets(inputs.evaluation)), None)
+    if headline and any("passes" in inputs.stages.get(v, {}) for v in pareto.ADVERSARIAL_VARIANTS):
+        inputs.gate_pareto = write_gate_pareto(params, inputs, headline)
+    inputs.label_study = write_label_study(params)
     tables = headline_tables(inputs.evaluation, inputs.stages, inputs.federated, (inputs.data or {}).get("benchmarks"),
                              inputs.run)
     notebooks = []

@@ -24,8 +24,9 @@ from benchmark.evaluation.intervals import CONFIDENCE, wilson
 Z = norm.ppf(0.5 + CONFIDENCE / 2)  # the normal quantile of the intervals' confidence, 1.96 at 95%
 
 # The knobs the sweep turns: {stage: (knob, ...)}; a knob's setting may move companions (KNOB_COMPANIONS) with it.
+# The gate's threshold is make gate-sweep's (benchmark/report/pareto.py): it is chosen on worst-case robustness and cost.
 KNOBS = {
-    "adversarial": ("threshold", "beta", "gamma", "max_epochs"),
+    "adversarial": ("beta", "gamma", "max_epochs"),
     "semisupervised": ("g",),
     "timm_reference": ("backbone",),
 }
@@ -51,8 +52,7 @@ def tuning_table(found: list[dict], defaults: dict) -> pd.DataFrame:
                     continue  # not run, or run before the adversarial stages scored robustness on validation pairs
                 robust = validation.get("robust_accuracy")
                 rates = [(validation["accuracy"], validation["pairs"])] + ([] if robust is None else [(robust["value"], robust["n"])])
-                score = sum(p for p, _ in rates) / len(rates)
-                halfwidth = Z * math.sqrt(sum(p * (1 - p) / n for p, n in rates)) / len(rates)
+                score, halfwidth = mean_score(rates)
                 value = run["params"][stage][knob]
                 rows.setdefault((stage, knob, _order(value)), {
                     "stage": stage, "knob": knob, "value": value, "default": value == defaults[stage][knob],
@@ -62,6 +62,13 @@ def tuning_table(found: list[dict], defaults: dict) -> pd.DataFrame:
                     "score": score, "score_halfwidth": halfwidth, "name": run["name"],
                 })
     return pd.DataFrame([rows[key] for key in sorted(rows)], columns=COLUMNS)
+
+
+def mean_score(rates: list[tuple[float, int]]) -> tuple[float, float]:
+    """The mean of rates ``[(value, n), ...]`` measured on independent pairs, and the half-width of its 95% interval
+    (normal approximation): ``(score, halfwidth)``."""
+    score = sum(p for p, _ in rates) / len(rates)
+    return score, Z * math.sqrt(sum(p * (1 - p) / n for p, n in rates)) / len(rates)
 
 
 def choices(table: pd.DataFrame) -> pd.DataFrame:

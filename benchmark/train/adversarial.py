@@ -8,14 +8,17 @@
 * :func:`train_pgd_at`: static PGD adversarial training from the first step (Madry et al. 2018,
   "Towards Deep Learning Models Resistant to Adversarial Attacks"): CE on untargeted PGD images only.
 * :func:`train_trades`: TRADES (Zhang et al. 2019, :mod:`benchmark.train.trades`).
+* :func:`train_natural_then_at`: natural training for the first part of the step budget, then PGD-AT (Gupta et
+  al. 2020, "Improving the affordability of robustness training for DNNs"): the prior art closest to the gate,
+  which also saves the attack's cost while the model is still poor, with a fixed switch instead of a measured one.
 
 All three use the attack library's L-inf PGD (``pgd_linf``, random start, step 2.5 * eps / steps) on the
 identity logits without margin, in the model's eval mode, with ``attack_steps`` steps (fewer than the
 evaluation's PGD-10: the training budget), a fresh random start per batch drawn from the run's seed. They
 share the supervised stage's batches, optimizer, schedule and :func:`~benchmark.train.loop.fit`.
 
-Histories are :func:`~benchmark.train.loop.fit`'s plus ``adversarial_fraction`` (share of steps trained
-with adversarial batches / the term on: 1.0 for the baselines) and, for the hardened model, ``gate``
+Histories are :func:`~benchmark.train.loop.fit`'s plus ``passes`` (:func:`_fit`), ``adversarial_fraction`` (share of steps trained
+with adversarial batches / the term on: 1.0 for PGD-AT and TRADES) and, for the hardened model, ``gate``
 (:meth:`PerformanceGate.log`). Validation returns ``loss_a`` (clean CE) and ``loss_adv`` (CE under the
 training attack) on the validation images, and, given :class:`~benchmark.train.common.ValPairs`, the clean
 verification accuracy on them (``val_accuracy``, logged with ``best_epoch``); ``loss_adv`` is the tracked
@@ -117,11 +120,30 @@ class AdversarialBatches:
 
 
 def _fit(batches: AdversarialBatches, step: StepFn, steps: int, name: str) -> dict:
-    """:func:`~benchmark.train.loop.fit` tracking ``loss_adv`` and keeping the last epoch (module docstring)."""
-    return fit(
-        [batches.model, batches.head], step, batches.validate, steps, batches.cfg.batch_size, batches.cfg,
+    """:func:`~benchmark.train.loop.fit` tracking ``loss_adv`` and keeping the last epoch (module docstring), plus
+    ``passes``: the images forwarded through the model with autograd on during the training steps (each followed
+    by a backward pass: the weight update's or an attack step's input gradient), summed over the processes under
+    torchrun; the machine-independent cost that the gate's saving is measured in (validation not included)."""
+    passes = 0
+
+    def count(module: torch.nn.Module, args: tuple, output: torch.Tensor) -> None:
+        nonlocal passes
+        if torch.is_grad_enabled():
+            passes += len(args[0])
+
+    def counted() -> tuple[torch.Tensor, dict[str, float]]:
+        handle = batches.model.register_forward_hook(count)
+        try:
+            return step()
+        finally:
+            handle.remove()
+
+    history = fit(
+        [batches.model, batches.head], counted, batches.validate, steps, batches.cfg.batch_size, batches.cfg,
         ("loss_adv",), f"{name} {batches.model.backbone_name}", keep_best=False, body=batches.model,
     )
+    history["passes"] = round(distributed.mean(passes) * distributed.world_size())
+    return history
 
 
 def _steps(train: np.ndarray, cfg: TrainConfig, epoch_images: int | None) -> int:
@@ -140,15 +162,47 @@ def train_pgd_at(
     Returns the history (module docstring).
     """
     b = AdversarialBatches(model, head, images, labels, train, val, cfg, eps, attack_steps, val_pairs)
+    history = _fit(b, lambda: _pgd_at_step(b), _steps(train, cfg, epoch_images), "pgd_at")
+    history["adversarial_fraction"] = 1.0
+    return history
+
+
+def _pgd_at_step(b: AdversarialBatches) -> tuple[torch.Tensor, dict[str, float]]:
+    """One PGD-AT step on the next source batch: CE of the head on its untargeted PGD images."""
+    x, y = b.next()
+    x_adv = b.attack(x, classification(b.logits, y))
+    loss = F.cross_entropy(b.head(b.model(x_adv), y), y)
+    return loss, {"loss": loss.item()}
+
+
+def train_natural_then_at(
+    model: FaceModel, head: Head, images: np.ndarray, labels: np.ndarray, train: np.ndarray, val: np.ndarray,
+    cfg: TrainConfig, eps: float, attack_steps: int, switch: float, epoch_images: int | None = None,
+    val_pairs: ValPairs | None = None,
+) -> dict:
+    """Natural training, then PGD-AT: the first ``round(switch * max_epochs * steps_per_epoch)`` steps minimise the
+    source batch's CE, every later one is a PGD-AT step (:func:`train_pgd_at`); ``switch`` in [0, 1). Logs ``on``
+    (0 natural, 1 adversarial) per step; ``adversarial_fraction`` is the share of steps run adversarially.
+    Arguments as :func:`train_pgd_at`."""
+    if not 0 <= switch < 1:
+        raise ValueError(f"natural_then_at switch must be in [0, 1), got {switch}")
+    b = AdversarialBatches(model, head, images, labels, train, val, cfg, eps, attack_steps, val_pairs)
+    steps = _steps(train, cfg, epoch_images)
+    natural = round(switch * cfg.max_epochs * steps)
+    done = {"natural": 0, "adversarial": 0}
 
     def step() -> tuple[torch.Tensor, dict[str, float]]:
-        x, y = b.next()
-        x_adv = b.attack(x, classification(b.logits, y))
-        loss = F.cross_entropy(head(model(x_adv), y), y)
-        return loss, {"loss": loss.item()}
+        if done["natural"] < natural:
+            done["natural"] += 1
+            x, y = b.next()
+            loss = F.cross_entropy(head(model(x), y), y)
+            return loss, {"loss": loss.item(), "on": 0.0}
+        done["adversarial"] += 1
+        loss, logged = _pgd_at_step(b)
+        return loss, {**logged, "on": 1.0}
 
-    history = _fit(b, step, _steps(train, cfg, epoch_images), "pgd_at")
-    history["adversarial_fraction"] = 1.0
+    history = _fit(b, step, steps, "natural_then_at")
+    history["adversarial_fraction"] = done["adversarial"] / max(1, sum(done.values()))
     return history
 
 

@@ -86,6 +86,8 @@ def fit(
     ``cfg.fine_tune`` the starting weights compete as epoch 0.
     body: the part of ``modules`` that ``cfg.fine_tune`` starts from pretrained weights (the others are heads):
     frozen in eval mode for ``cfg.head_epochs`` epochs; it trains at ``cfg.lr``, the heads at ``cfg.head_lr``.
+    Parameters that come in without ``requires_grad`` (a stage's ``frozen_layers``) stay frozen, and the layers that
+    hold them stay in eval mode throughout.
     The progress bar's postfix shows each tracked curve as train/val, and ``val_accuracy`` when present.
     Each step runs under autocast in ``cfg.precision`` (with a gradient scaler for fp16) and, under torchrun,
     through DistributedDataParallel (:func:`~benchmark.train.distributed.data_parallel`); the epoch's logged
@@ -95,6 +97,8 @@ def fit(
     if cfg.fine_tune and body is None:
         raise ValueError(f"{desc}: fine-tuning needs the pretrained body among the modules (fit's body)")
     body = body if cfg.fine_tune else None
+    trainable = [p for p in body.parameters() if p.requires_grad] if body is not None else []
+    frozen = _frozen_layers(modules)
     opt = make_optimizer(_param_groups(modules, body, cfg), cfg)
     device_type = model_device(modules[0]).type
     scaler = torch.amp.GradScaler(device_type, enabled=cfg.precision == "fp16")
@@ -118,9 +122,12 @@ def fit(
             for m in modules:
                 m.train()
             if body is not None:
-                frozen = epoch <= cfg.head_epochs
-                body.requires_grad_(not frozen)
-                body.train(not frozen)
+                warming = epoch <= cfg.head_epochs
+                for p in trainable:
+                    p.requires_grad_(not warming)
+                body.train(not warming)
+            for m in frozen:
+                m.eval()
             sums: dict[str, float] = {}
             tick = time.perf_counter()
             for _ in range(steps_per_epoch):
@@ -174,6 +181,16 @@ def fit(
         "kept_epoch": best_epoch if snapshot is not None else epoch,
         "start_val_accuracy": start_accuracy,
     }
+
+
+def _frozen_layers(modules: list[nn.Module]) -> list[nn.Module]:
+    """The layers of ``modules`` that hold parameters, none of which requires a gradient."""
+    frozen = []
+    for layer in (m for root in modules for m in root.modules()):
+        own = list(layer.parameters(recurse=False))
+        if own and not any(p.requires_grad for p in own):
+            frozen.append(layer)
+    return frozen
 
 
 def _param_groups(modules: list[nn.Module], body: nn.Module | None, cfg: TrainConfig) -> list[dict]:
@@ -364,6 +381,7 @@ def train_semisupervised(
 
     steps = -(-max(len(labelled), len(unlabelled)) // n)
     tracked = ("loss_a", "loss_b") if val_pairs is None else (ACCURACY, "loss_b")
-    history = fit([model, head], step, validate, steps, 2 * n, cfg, tracked, "semi-supervised", keep_best=cfg.keep_best)
+    history = fit([model, head], step, validate, steps, 2 * n, cfg, tracked, "semi-supervised", keep_best=cfg.keep_best,
+                  body=model.face)
     history["collapse"] = collapse
     return history

@@ -1,5 +1,6 @@
 """The training stages: ``supervised``, ``semisupervised``, ``timm_reference``, and the adversarial ones:
-``adversarial`` (the patent CN116665282A's gated hardening), ``pgd_at`` and ``trades`` (its baselines).
+``adversarial`` (the patent CN116665282A's gated hardening), ``pgd_at``, ``trades`` and ``natural_then_at`` (its
+baselines).
 
 Each reads the data stage's training source and protocol, trains on the training images (``images: all``)
 or on the labelled ones only (``images: labelled``, the semi-supervised study's baseline; the semi-supervised
@@ -21,8 +22,10 @@ Launched by ``torchrun`` (``facebench train STAGE``), the stage trains data-para
 (:mod:`benchmark.train.distributed`) and process 0 writes the same files.
 
 The adversarial stages add to ``validation`` the ``robust_accuracy`` of PGD-10 at their training budget on
-``validation_attack_pairs`` validation pairs (what ``make tune`` chooses their hyperparameters on), and
-``adversarial_fraction`` (share of steps with the term on / adversarial
+``validation_attack_pairs`` validation pairs (what ``make tune`` chooses their hyperparameters on) and the
+evaluation's ``worst_case_robust_accuracy`` at 4/255 on the same pairs (what ``make gate-sweep`` places on the cost
+front), ``passes`` (forward+backward passes of the training steps, :mod:`benchmark.train.adversarial`),
+the gate's ``threshold`` or natural_then_at's ``switch``, ``adversarial_fraction`` (share of steps with the term on / adversarial
 batches) and ``switches`` (gate switches; 0 for the static baselines) to the metrics, and the gated stage
 writes ``<reports>/plots/<stage>_gate.json`` (per step: source loss, threshold, on) and
 ``<reports>/plots/<stage>_switches.json`` (every switch: step, loss, on).
@@ -30,6 +33,7 @@ writes ``<reports>/plots/<stage>_gate.json`` (per step: source loss, threshold, 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +44,7 @@ from benchmark import io
 from benchmark.config import (
     AdversarialTrainingConfig,
     HardenedConfig,
+    NaturalThenATConfig,
     Params,
     SemiSupervisedConfig,
     SupervisedConfig,
@@ -47,24 +52,25 @@ from benchmark.config import (
     as_dict,
 )
 from benchmark.device import check_precision, resolve
+from benchmark.errors import ConfigError
 from benchmark.data.dataset import Dataset, load_dataset
-from benchmark.data.protocol import Protocol
-from benchmark.evaluation.robustness_runner import pgd_robust_accuracy
-from benchmark.evaluation.verification import cosine_scores, verification_report
+from benchmark.data.protocol import Protocol, relabelled
+from benchmark.evaluation.robustness_runner import pgd_robust_accuracy, worst_case_robust_accuracy
+from benchmark.evaluation.verification import cosine_scores, kfold_correct, verification_report
 from benchmark.models.autoencoder import SemiSupervisedAE
 from benchmark.models.checkpoint import embed_images, save_model
 from benchmark.models.face_model import FaceModel
 from benchmark.models.registry import create_head
 from benchmark.models.heads import Head
 from benchmark.train import distributed
-from benchmark.train.adversarial import train_hardened, train_pgd_at, train_trades
+from benchmark.train.adversarial import train_hardened, train_natural_then_at, train_pgd_at, train_trades
 from benchmark.train.common import TrainConfig, ValPairs
 from benchmark.train.gate import PerformanceGate
 from benchmark.train.hardening import HardeningTerm
 from benchmark.train.loop import train_semisupervised, train_supervised
 from benchmark.train.recipe import build_model, pretrained_cache, train_config, training_images, val_pairs, validation_meta
 
-STAGES = ("supervised", "semisupervised", "timm_reference", "adversarial", "pgd_at", "trades")
+STAGES = ("supervised", "semisupervised", "timm_reference", "adversarial", "pgd_at", "trades", "natural_then_at")
 
 
 @dataclass
@@ -89,6 +95,7 @@ def run(stage: str, params: Params, data: Dataset | None = None) -> TrainResult:
     device = resolve(params.device)
     check_precision(cfg.precision, device)
     model = place(build_model(cfg, data.geometry, seed, pretrained_cache(params)), device, cfg.channels_last)
+    freeze_layers(model, cfg.frozen_layers, stage)
     semi = isinstance(cfg, SemiSupervisedConfig)
     train_idx = p.labelled if semi else training_images(cfg, p)
     head = create_head(cfg.head, embedding_dim=cfg.embedding_dim, num_classes=len(np.unique(data.labels[train_idx])), seed=seed)
@@ -129,9 +136,12 @@ def run(stage: str, params: Params, data: Dataset | None = None) -> TrainResult:
     artifacts, reports = Path(params.paths.artifacts), Path(params.paths.reports)
     gate = history.get("gate")
     if isinstance(cfg, AdversarialTrainingConfig):
-        metrics["validation"]["robust_accuracy"] = pgd_robust_accuracy(
-            model, pairs.images, pairs.pairs, pairs.is_same, validation["plain"]["threshold"], cfg.eps,
-            cfg.validation_attack_pairs, seed)
+        attacked = (model, pairs.images, pairs.pairs, pairs.is_same, validation["plain"]["threshold"])
+        metrics["validation"]["robust_accuracy"] = pgd_robust_accuracy(*attacked, cfg.eps, cfg.validation_attack_pairs, seed)
+        metrics["validation"]["worst_case_robust_accuracy"] = worst_case_robust_accuracy(
+            *attacked, cfg.validation_attack_pairs, seed)
+        metrics["passes"] = history["passes"]
+        metrics.update({knob: getattr(cfg, knob) for knob in ("threshold", "switch") if hasattr(cfg, knob)})
         metrics["adversarial_fraction"] = round(history["adversarial_fraction"], 4)
         metrics["switches"] = len(gate["switches"]) if gate else 0
     if distributed.is_main():  # under torchrun every process holds the same model; process 0 writes
@@ -145,6 +155,76 @@ def run(stage: str, params: Params, data: Dataset | None = None) -> TrainResult:
     return TrainResult(model, history, scores, metrics, p)
 
 
+def gate_sweep(params: Params, thresholds: list[float], switches: list[float], work: Path) -> list[tuple[str, dict]]:
+    """``make gate-sweep``'s runs: the gated stage at each of ``thresholds``, ``natural_then_at`` at each of
+    ``switches``, then ``pgd_at`` and ``trades``, every other setting as in ``params``, on the data stage's data, each
+    writing its files under ``work`` (the workspace's models and metrics stay as they are). Returns ``[(stage,
+    metrics)]`` in that order; each run prints its progress."""
+    data = load_dataset(params)
+    runs = [*(("adversarial", {"threshold": t}) for t in thresholds),
+            *(("natural_then_at", {"switch": s}) for s in switches), ("pgd_at", {}), ("trades", {})]
+    out = []
+    for i, (stage, change) in enumerate(runs, 1):
+        print(f"gate sweep {i}/{len(runs)}: {stage} {change or '(params.yaml)'}", flush=True)
+        section = dataclasses.replace(getattr(params, stage), **change)
+        out.append((stage, run(stage, elsewhere(params, work / f"{i:02d}_{stage}", **{stage: section}), data).metrics))
+    return out
+
+
+def elsewhere(params: Params, where: Path, **changes: object) -> Params:
+    """``params`` with ``changes`` whose stages write their models and reports under ``where`` instead of the
+    workspace's folders, reading the workspace's converted pretrained weights (linked, not converted again)."""
+    cache = pretrained_cache(params)
+    paths = dataclasses.replace(params.paths, artifacts=str(where / "artifacts"), reports=str(where / "reports"))
+    moved = dataclasses.replace(params, paths=paths, **changes)
+    if cache.is_dir():
+        pretrained_cache(moved).parent.mkdir(parents=True, exist_ok=True)
+        pretrained_cache(moved).symlink_to(cache.resolve(), target_is_directory=True)
+    return moved
+
+
+STUDY_STAGES = ("supervised", "semisupervised")
+
+
+def label_study(params: Params, fractions: list[float], seeds: list[int], work: Path) -> list[dict]:
+    """``make label-study``'s runs on the data stage's training source: per seed and label fraction
+    (:func:`~benchmark.data.protocol.relabelled`: nested labelled sets per seed), the supervised stage on the
+    labelled images alone and the semi-supervised stage on the labelled and unlabelled ones, both as ``params`` sets
+    them otherwise (the same epochs: an epoch is one pass over the larger set for both), each writing under ``work``.
+    Returns one ``{"seed", "fraction", "stage", "init", "labelled", "unlabelled", "epochs", "accuracy", "correct"}``
+    per run: the test pairs' 10-fold accuracy and each pair's outcome (bool list, the pairs of the protocol)."""
+    data = load_dataset(params)
+    rows, total = [], len(seeds) * len(fractions) * len(STUDY_STAGES)
+    for seed in seeds:
+        for fraction in fractions:
+            protocol = relabelled(data.protocol, fraction, seed)
+            split = dataclasses.replace(data, protocol=protocol)
+            for stage in STUDY_STAGES:
+                print(f"label study {len(rows) + 1}/{total}: {stage}, label fraction {fraction}, seed {seed}", flush=True)
+                section = getattr(params, stage)
+                changed = {stage: dataclasses.replace(section, images="labelled")} if stage == "supervised" else {}
+                result = run(stage, elsewhere(params, work / f"{seed}_{fraction}_{stage}", seed=seed, **changed), split)
+                rows.append({"seed": seed, "fraction": fraction, "stage": stage, "init": section.init,
+                             "labelled": int(len(protocol.labelled)), "unlabelled": int(len(protocol.unlabelled)),
+                             "epochs": result.metrics["epochs"],
+                             "accuracy": result.metrics["verification"]["accuracy_mean"],
+                             "correct": kfold_correct(result.scores, protocol.is_same, protocol.folds).tolist()})
+    return rows
+
+
+def freeze_layers(model: FaceModel, count: int, stage: str) -> None:
+    """Take the backbone's first ``count`` layers (its ``layers()``) out of training: no gradient (the loop keeps them
+    in eval mode). ConfigError naming the stage when the backbone has no layer list or fewer layers."""
+    if not count:
+        return
+    layers = model.backbone.layers() if hasattr(model.backbone, "layers") else []
+    if count > len(layers):
+        raise ConfigError(f"'{stage}.frozen_layers' = {count}: backbone '{model.backbone_name}' has "
+                          f"{len(layers) or 'no'} layers to freeze (ae_encoder 3, facenet_casia 17); use fewer or 0")
+    for layer in layers[:count]:
+        layer.requires_grad_(False)
+
+
 def place(module: torch.nn.Module, device: torch.device, channels_last: bool) -> torch.nn.Module:
     """``module`` on ``device``, its 4-d weights in channels-last memory order when asked."""
     module.to(device)
@@ -154,7 +234,8 @@ def place(module: torch.nn.Module, device: torch.device, channels_last: bool) ->
 def train_adversarial(cfg: AdversarialTrainingConfig, model: FaceModel, head: Head, data: Dataset,
                       train_idx: np.ndarray, pairs: ValPairs, loop_cfg: TrainConfig) -> dict:
     """Train an adversarial stage on ``train_idx``, with the supervised stage's epoch length:
-    the gated hardening for a :class:`HardenedConfig`, TRADES for a :class:`TradesConfig`, else PGD-AT."""
+    the gated hardening for a :class:`HardenedConfig`, TRADES for a :class:`TradesConfig`, natural training then
+    PGD-AT for a :class:`NaturalThenATConfig`, else PGD-AT."""
     p = data.protocol
     args = (model, head, data.images, data.labels, train_idx, p.val, loop_cfg, cfg.eps, cfg.attack_steps)
     kw = {"epoch_images": max(len(train_idx), len(p.unlabelled)), "val_pairs": pairs}
@@ -164,6 +245,8 @@ def train_adversarial(cfg: AdversarialTrainingConfig, model: FaceModel, head: He
         return train_hardened(*args, term, gate, **kw)
     if isinstance(cfg, TradesConfig):
         return train_trades(*args, cfg.beta, **kw)
+    if isinstance(cfg, NaturalThenATConfig):
+        return train_natural_then_at(*args, cfg.switch, **kw)
     return train_pgd_at(*args, **kw)
 
 
