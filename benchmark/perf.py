@@ -114,7 +114,7 @@ def federated_metrics(params: Params) -> dict:
     one = dataclasses.replace(params, federated=dataclasses.replace(params.federated, rounds=1, modes="blind"))
     with tempfile.TemporaryDirectory() as tmp:
         result = federated_stage.run_mode("blind", one, Path(tmp), progress=False)
-    return {"blind": federated_stage.mode_metrics("blind", result, local.dataset(one))}
+    return {"blind": federated_stage.mode_metrics("blind", result, local.dataset(one), one.federated.dp)}
 
 
 def run(params: Params) -> dict:

@@ -86,6 +86,33 @@ def test_dropout_below_the_quorum_fails_naming_who_is_missing(tiny, tmp_path):
         stage.run_mode("plaintext", strict, tmp_path, progress=False, mods=[drop_out(1, at_round=1)])
 
 
+def shipped_updates(seen: dict):
+    """A Flower mod: records each institution's plaintext update ``[w * update, w]`` as it leaves."""
+
+    def mod(message: Message, context, call_next):
+        reply = call_next(message, context)
+        if message.metadata.message_type == "train":
+            packed = np.frombuffer(reply.content["sealed"]["data"].numpy().tobytes(), np.float32).astype(np.float64)
+            seen[int(context.node_config["partition-id"])] = packed[:-1] / packed[-1]
+        return reply
+
+    return mod
+
+
+def test_dp_clips_every_shipped_update_in_a_real_round_and_reports_epsilon(tiny, tmp_path):
+    _, params = tiny
+    seen = {}
+    noised = with_federated(params, rounds=1, dp={"noise_multiplier": 1e-4, "clip": 0.05})
+    result = stage.run_mode("plaintext", noised, tmp_path, progress=False, mods=[shipped_updates(seen)])
+    assert sorted(seen) == [0, 1, 2, 3]
+    noise = 1e-4 * 0.05 * np.sqrt(len(seen[0]))  # the noise's norm; a local epoch moves the weights far more than 0.05
+    for update in seen.values():
+        assert 0.05 - noise < np.linalg.norm(update) < 0.05 + noise
+    record = stage.mode_metrics("plaintext", result, stage.local.dataset(noised), noised.federated.dp)["dp_epsilon"]
+    assert record["noise_multiplier"] == 1e-4 and len(record["cumulative"]) == 1 and record["per_round"] > 1e6
+    assert np.isfinite(result.rounds[0]["accuracy"])
+
+
 @pytest.mark.slow
 def test_truncated_ciphertext_in_a_real_blind_round_is_rejected_by_name(tiny, tmp_path):
     _, params = tiny

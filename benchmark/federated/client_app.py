@@ -13,7 +13,8 @@ Messages it answers:
   mode, for the trusted third party's key (:func:`~benchmark.federated.encryption.check_request`); stores that
   recipient, replies with the institutions' *public* context and its number of training images, signed;
 * ``train``: loads the global shared network (round 1: the preset parameters in the message; later
-  rounds: what it decrypted last round), trains it and its private head locally, packs the update with
+  rounds: what it decrypted last round), trains it and its private head locally, clips and noises the update
+  when ``federated.dp`` is on (:mod:`~benchmark.federated.dp`), packs it with
   its weight (:mod:`~benchmark.federated.aggregation`), checks it is finite, seals and signs it;
 * ``evaluate``: verifies the server's signature on the sealed sum of this round, opens it, unpacks it and
   applies it to the global network; the institution asked to ``evaluate`` also reports verification on the
@@ -32,7 +33,7 @@ from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricR
 from flwr.clientapp import ClientApp
 
 from benchmark import config
-from benchmark.federated import ckks, credentials, local
+from benchmark.federated import ckks, credentials, dp, local
 from benchmark.federated.aggregation import create_aggregation
 from benchmark.federated.ckks import Sealed
 from benchmark.federated.encryption import SERVER, InstitutionCipher, check_request
@@ -106,7 +107,7 @@ def make_client_app(mods: list | None = None) -> ClientApp:
         result = local.train_round(model, head, data, idx, local.local_config(params, server_round, int(context.node_config["partition-id"])))
         context.state["fb.head"] = ArrayRecord(head.state_dict())
         rule = create_aggregation(params.federated.aggregation)
-        packed = rule.pack(result.update, result.num_examples)
+        packed = rule.pack(dp.privatize(result.update, params.federated.dp), result.num_examples)
         tick = time.perf_counter()
         sealed = cipher.seal(packed)
         encrypt_seconds = time.perf_counter() - tick if cipher.recipient is not None else 0.0

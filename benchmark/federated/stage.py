@@ -15,8 +15,8 @@ Writes (atomically):
   per-round ``encrypt_seconds``, ``aggregate_seconds``, ``decrypt_seconds``, ``bytes_sent``,
   ``bytes_received``, ``bytes_plaintext``; for every federated mode per-round ``train_seconds``,
   ``round_wall_seconds``, ``bytes_on_wire``, ``rejected`` (updates the server refused, by sender, with the
-  reason) and ``refused`` (institutions that refused the round's sum, with the reason), ``dp_epsilon`` (null:
-  no differential privacy yet) and ``server_holds_secret_key``; ``targets``; ``keys`` (:func:`key_evidence`);
+  reason) and ``refused`` (institutions that refused the round's sum, with the reason), ``dp_epsilon`` (null
+  when ``federated.dp`` is off, else :func:`benchmark.federated.dp.epsilon_record`) and ``server_holds_secret_key``; ``targets``; ``keys`` (:func:`key_evidence`);
   ``privacy``;
 * ``<reports>/plots/federated_rounds.json``: accuracy per round and mode (for ``dvc plots``).
 """
@@ -34,9 +34,9 @@ import numpy as np
 import yaml
 
 from benchmark import config, io
-from benchmark.config import ENCRYPTED_MODES, CkksConfig, Params
+from benchmark.config import ENCRYPTED_MODES, CkksConfig, DPConfig, Params
 from benchmark.errors import ConfigError
-from benchmark.federated import ckks, local
+from benchmark.federated import ckks, dp, local
 from benchmark.federated.ckks import CiphertextError
 from benchmark.federated.encryption import InstitutionCipher, create_workflow
 from benchmark.federated.centralized import run_centralized
@@ -88,14 +88,14 @@ def run_mode(mode: str, params: Params, workdir: Path, progress: bool = True, mo
     return FederatedRun(model.eval(), history["rounds"], history["server_holds_secret_key"], time.perf_counter() - start, head)
 
 
-def mode_metrics(mode: str, result: FederatedRun, data: local.Dataset) -> dict:
-    """The metrics contract of one mode."""
+def mode_metrics(mode: str, result: FederatedRun, data: local.Dataset, privacy: DPConfig) -> dict:
+    """The metrics contract of one mode (``privacy``: the institutions' differential privacy it ran with)."""
     out = {"verification": local.verify(result.model, data), "accuracy": [r["accuracy"] for r in result.rounds]}
     if mode != "centralized":
         keys = COSTS if mode in ENCRYPTED_MODES else ("bytes_sent", "bytes_received", "bytes_plaintext")
         out.update({k: [r[k] for r in result.rounds] for k in keys})
         out.update({k: [r[k] for r in result.rounds] for k in ("round_wall_seconds", "bytes_on_wire", "rejected", "refused")})
-        out["dp_epsilon"] = None  # differential privacy at the institutions: not built yet
+        out["dp_epsilon"] = dp.epsilon_record(privacy, len(result.rounds))
         out["server_holds_secret_key"] = result.server_holds_secret_key
     out["train_seconds"] = [r["train_seconds"] for r in result.rounds]
     out["seconds"] = round(result.seconds, 2)
@@ -160,7 +160,7 @@ def run(params: Params, progress: bool = True) -> dict:
         creds = write_credentials(Path(tmp) / "credentials", params.data.protocol.institutions, params.federated.ckks)
         for mode in params.federated.modes.split("-"):
             result = run_mode(mode, params, Path(tmp), progress, creds=creds)
-            metrics[mode] = mode_metrics(mode, result, data)
+            metrics[mode] = mode_metrics(mode, result, data, params.federated.dp)
             models[mode] = result.model
             if result.head_state is not None:
                 heads[mode] = result.head_state
