@@ -3,6 +3,7 @@ the report keeps."""
 
 import pytest
 
+from benchmark.report.findings import gate_front
 from benchmark.report.pareto import choose, dominated_by, gate_pareto, point_name, stage_row
 
 HASHES = {"faces_sha256": "f", "protocol_sha256": "p"}
@@ -76,3 +77,26 @@ def test_gate_pareto_keeps_a_sweep_of_the_same_data_and_names_why_it_drops_anoth
     assert test["adversarial"]["worst_case_robust_accuracy"] == 0.4 and test["adversarial"]["n"] == 128
     assert test["trades"]["worst_case_robust_accuracy"] is None and test["pgd_at"]["clean_accuracy"] == 0.7
     assert all(r["pairs"] == "test" for r in same["test"]) and all(r["pairs"] == "validation" for r in same["rows"])
+
+
+def test_the_dags_stages_unscored_on_validation_are_placed_by_the_sweeps_point_at_their_setting():
+    # Prepare: the DAG's stages carry no validation worst case (only the sweep's runs score it); a sweep of the same
+    # data with the gate at 1 and 4, natural_then_at at 0.5 and PGD-AT
+    sweep = {"command": "facebench gate-sweep", "data_hashes": HASHES,
+             "choice": {"adversarial": {"variant": "adversarial", "knob": "threshold", "chosen": 4.0, "settings": [1.0, 4.0],
+                                        "rule": "r"}},
+             "rows": [_row("adversarial", 50, 0.2, threshold=1.0), _row("adversarial", 200, 0.5, threshold=4.0),
+                      _row("natural_then_at", 300, 0.55, switch=0.5), _row("pgd_at", 400, 0.6)]}
+    unscored = {"validation": {"accuracy": 0.8, "pairs": 2000}}
+    stages = {"adversarial": {**_metrics(200, 0.5, threshold=4.0), **unscored},
+              "pgd_at": {**_metrics(400, 0.6), **unscored}, "natural_then_at": {**_metrics(300, 0.55, switch=0.5), **unscored}}
+    # Execute
+    pareto = gate_pareto(sweep, stages, {}, "heldout", HASHES, 0)
+    lines = gate_front(pareto)
+    # Assert: the rows are the sweep's alone; the test rows are still this run's three stages
+    assert [r["source"] for r in pareto["rows"]] == ["sweep"] * 4
+    assert [r["variant"] for r in pareto["test"]] == ["adversarial", "pgd_at", "natural_then_at"]
+    # the run's gate (threshold 4) and natural_then_at (0.5) are placed by the sweep's points, not the threshold-1 one
+    placed = [line for line in lines if "on validation pairs: worst-case" in line]
+    assert len(placed) == 2 and "adversarial (threshold 4, the sweep)" in placed[0] and "0.50x PGD-AT's 400" in placed[0]
+    assert "natural_then_at (switch 0.5, the sweep)" in placed[1]

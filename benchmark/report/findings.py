@@ -132,25 +132,33 @@ def label_study(study: dict) -> list[str]:
 
 def gate_front(pareto: dict) -> list[str]:
     """Where the gated model lies on the cost-robustness front (:func:`benchmark.report.pareto.gate_pareto`): on
-    validation pairs against the sweep's and this run's points, the sweep's choices, and this run's adversarial
-    stages on the test pairs with intervals."""
+    validation pairs, this run's gated and natural_then_at points (or, where the run did not score them there, the
+    sweep's points at the run's settings) against the others, the sweep's choices, and this run's adversarial stages
+    on the test pairs with intervals."""
     rows, out = pareto["rows"], []
     sweep = pareto["sweep"]
     if not sweep["used"]:
-        out.append(f"Gate sweep: not shown here ({sweep['reason']}); the front below holds this run's stages only.")
+        out.append(f"Gate sweep: not shown here ({sweep['reason']}); the front holds only this run's stages that were "
+                   "scored on the validation worst case.")
     else:
         for c in sweep["choice"].values():
             out.append(f"The sweep ({sweep['command']}) chose {c['variant']}.{c['knob']} = {c['chosen']:g} on validation "
                        f"pairs among {', '.join(f'{v:g}' for v in c['settings'])} ({c['rule']}).")
-    static = next((r for r in rows if r["variant"] == "pgd_at" and r["source"] == "run"), None)
-    for r in (r for r in rows if r["source"] == "run" and r["variant"] in ("adversarial", "natural_then_at")):
+    settings = {r["variant"]: (r["threshold"], r["switch"]) for r in pareto["test"]}
+    scored = {r["variant"] for r in rows if r["source"] == "run"}
+    # this run's own point where it has one, else the sweep's point at this run's setting
+    placed = [r for r in rows if r["variant"] in ("adversarial", "natural_then_at") and (
+        r["source"] == "run" or r["variant"] not in scored and settings.get(r["variant"]) == (r["threshold"], r["switch"]))]
+    for r in placed:
+        static = next((o for o in rows if o["variant"] == "pgd_at" and o["source"] == r["source"]), None)
         lo, hi = r["worst_case_ci"]
         knob = f"threshold {r['threshold']:g}" if r["variant"] == "adversarial" else f"switch {r['switch']:g}"
         ratio = f" ({r['passes'] / static['passes']:.2f}x PGD-AT's {static['passes']})" if static else ""
         where = "on the front" if r["on_front"] else f"off the front (dominated by {', '.join(r['dominated_by'])})"
-        out.append(f"{r['variant']} ({knob}) on validation pairs: worst-case robust accuracy {r['worst_case_robust_accuracy']:.3f} "
-                   f"[{lo:.3f}, {hi:.3f}] ({r['n']} pairs), clean {r['clean_accuracy']:.3f}, {r['passes']} passes{ratio}: "
-                   f"{where} of passes; one seed, and a point whose interval overlaps the front's is not shown to differ.")
+        out.append(f"{r['variant']} ({knob}, {'this run' if r['source'] == 'run' else 'the sweep'}) on validation pairs: "
+                   f"worst-case robust accuracy {r['worst_case_robust_accuracy']:.3f} [{lo:.3f}, {hi:.3f}] ({r['n']} "
+                   f"pairs), clean {r['clean_accuracy']:.3f}, {r['passes']} passes{ratio}: {where} of passes; one seed, "
+                   "and a point whose interval overlaps the front's is not shown to differ.")
     for r in pareto["test"]:
         if r["worst_case_robust_accuracy"] is None:
             continue

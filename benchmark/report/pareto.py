@@ -13,8 +13,10 @@ point is one adversarial training run:
 ``make gate-sweep`` (``facebench gate-sweep``) trains the gated stage at several thresholds, ``natural_then_at`` at
 several switch points, and PGD-AT and TRADES once, every other setting at params.yaml's, and writes their points
 (:func:`stage_row`), the command, the data it ran on and the choice of each knob (:func:`choose`) to the sweep file
-(``paths.gate_sweep``). The report stage adds this run's own four adversarial stages (:func:`gate_pareto`), marks the
-points no other point dominates (:func:`dominated_by`) and places the run's variants on the test pairs with intervals.
+(``paths.gate_sweep``). The report stage adds this run's own adversarial stages where they were scored on the
+validation worst case (:func:`gate_pareto`; the DAG's stages leave that to the sweep, whose rows hold the same
+settings), marks the points no other point dominates (:func:`dominated_by`) and places the run's variants on the test
+pairs with intervals.
 Test pairs only measure: every choice here is made on validation pairs.
 """
 
@@ -91,13 +93,14 @@ def gate_pareto(sweep: dict | None, stages: dict[str, dict], evaluation: dict, b
                 seed: int) -> dict:
     """``reports/metrics/gate_pareto.json``: ``{"rows", "test", "benchmark", "sweep"}``. ``rows``: the sweep's points
     (``source: "sweep"``) when ``sweep`` ran on the same data (``data_hashes``: the manifest's faces and protocol
-    hashes), then this run's adversarial stages (``source: "run"``), all on validation pairs, each with
+    hashes), then this run's adversarial stages scored on the validation worst case (``source: "run"``; the DAG's are
+    not, :func:`benchmark.train.stage.run`), all on validation pairs, each with
     ``dominated_by`` and ``on_front`` by passes (``..._seconds`` by seconds); ``test``: this run's adversarial stages on ``benchmark``'s test pairs
     (:func:`on_test_pairs`); ``sweep``: ``{"command", "choice", "used", "reason"}`` (reason: why it was left out)."""
     used = sweep is not None and sweep.get("data_hashes") == data_hashes
     run = [v for v in ADVERSARIAL_VARIANTS if "passes" in stages.get(v, {})]
     rows = [dict(r) for r in sweep["rows"]] if used else []
-    rows += [stage_row(v, stages[v], seed, "run") for v in run]
+    rows += [stage_row(v, stages[v], seed, "run") for v in run if "worst_case_robust_accuracy" in stages[v]["validation"]]
     for cost, suffix in (("passes", ""), ("seconds", "_seconds")):
         for row, better in zip(rows, dominated_by(rows, cost)):
             row[f"dominated_by{suffix}"], row[f"on_front{suffix}"] = better, not better
