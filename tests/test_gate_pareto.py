@@ -100,3 +100,16 @@ def test_the_dags_stages_unscored_on_validation_are_placed_by_the_sweeps_point_a
     placed = [line for line in lines if "on validation pairs: worst-case" in line]
     assert len(placed) == 2 and "adversarial (threshold 4, the sweep)" in placed[0] and "0.50x PGD-AT's 400" in placed[0]
     assert "natural_then_at (switch 0.5, the sweep)" in placed[1]
+
+
+def test_a_sweep_point_that_is_not_the_runs_model_is_named():
+    # Prepare: the sweep's gate at 4 trained 200 passes to clean 0.8; this run's stage at 4 took 210 passes
+    sweep = {"command": "c", "data_hashes": HASHES, "choice": {},
+             "rows": [_row("adversarial", 200, 0.5, threshold=4.0), _row("pgd_at", 400, 0.6)]}
+    unscored = {"validation": {"accuracy": 0.8, "pairs": 2000}}
+    stages = {"adversarial": {**_metrics(210, 0.5, threshold=4.0), **unscored}, "pgd_at": {**_metrics(400, 0.6), **unscored}}
+    # Execute
+    pareto = gate_pareto(sweep, stages, {}, "heldout", HASHES, 0)
+    # Assert: PGD-AT's point is its model, the gate's is not, and the report says so first
+    assert pareto["sweep"]["differs"] == ["adversarial 4: the sweep's 200 passes and clean 0.8000, this run's 210 and 0.8000"]
+    assert "are not this run's models (adversarial 4: the sweep's 200 passes" in gate_front(pareto)[0]

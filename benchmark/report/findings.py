@@ -144,11 +144,13 @@ def gate_front(pareto: dict) -> list[str]:
         for c in sweep["choice"].values():
             out.append(f"The sweep ({sweep['command']}) chose {c['variant']}.{c['knob']} = {c['chosen']:g} on validation "
                        f"pairs among {', '.join(f'{v:g}' for v in c['settings'])} ({c['rule']}).")
-    settings = {r["variant"]: (r["threshold"], r["switch"]) for r in pareto["test"]}
-    scored = {r["variant"] for r in rows if r["source"] == "run"}
+    if sweep.get("differs"):
+        out.append(f"The sweep's points at this run's settings are not this run's models ({'; '.join(sweep['differs'])}): "
+                   "the sweep ran with other code or settings, so the front below is the sweep's, not this run's; rerun "
+                   "`make gate-sweep`.")
     # this run's own point where it has one, else the sweep's point at this run's setting
-    placed = [r for r in rows if r["variant"] in ("adversarial", "natural_then_at") and (
-        r["source"] == "run" or r["variant"] not in scored and settings.get(r["variant"]) == (r["threshold"], r["switch"]))]
+    placed = [r for r in rows if r["variant"] in ("adversarial", "natural_then_at") and
+              (r["source"] == "run" or r.get("run_setting"))]
     for r in placed:
         static = next((o for o in rows if o["variant"] == "pgd_at" and o["source"] == r["source"]), None)
         lo, hi = r["worst_case_ci"]

@@ -91,16 +91,23 @@ def on_test_pairs(variant: str, evaluation: dict, metrics: dict, benchmark: str)
 
 def gate_pareto(sweep: dict | None, stages: dict[str, dict], evaluation: dict, benchmark: str, data_hashes: dict,
                 seed: int) -> dict:
-    """``reports/metrics/gate_pareto.json``: ``{"rows", "test", "benchmark", "sweep"}``. ``rows``: the sweep's points
-    (``source: "sweep"``) when ``sweep`` ran on the same data (``data_hashes``: the manifest's faces and protocol
-    hashes), then this run's adversarial stages scored on the validation worst case (``source: "run"``; the DAG's are
-    not, :func:`benchmark.train.stage.run`), all on validation pairs, each with
-    ``dominated_by`` and ``on_front`` by passes (``..._seconds`` by seconds); ``test``: this run's adversarial stages on ``benchmark``'s test pairs
-    (:func:`on_test_pairs`); ``sweep``: ``{"command", "choice", "used", "reason"}`` (reason: why it was left out)."""
+    """``reports/metrics/gate_pareto.json``: ``{"rows", "test", "benchmark", "sweep"}``, all rows on validation pairs.
+
+    ``rows``: the sweep's points (``source: "sweep"``) when ``sweep`` ran on the same data (``data_hashes``: the
+    manifest's faces and protocol hashes), each with ``run_setting`` (it stands for a stage of this run that was not
+    scored on the validation worst case, as the DAG's are not: :func:`benchmark.train.stage.run`), then this run's
+    stages that were (``source: "run"``); each with ``dominated_by`` and ``on_front`` by passes (``..._seconds`` by
+    seconds). ``test``: this run's adversarial stages on ``benchmark``'s test pairs (:func:`on_test_pairs`).
+    ``sweep``: ``{"command", "choice", "used", "reason", "differs"}``: why it was left out, and where a point standing
+    for a stage is not that stage's model (:func:`differs_from_run`)."""
     used = sweep is not None and sweep.get("data_hashes") == data_hashes
     run = [v for v in ADVERSARIAL_VARIANTS if "passes" in stages.get(v, {})]
     rows = [dict(r) for r in sweep["rows"]] if used else []
-    rows += [stage_row(v, stages[v], seed, "run") for v in run if "worst_case_robust_accuracy" in stages[v]["validation"]]
+    unscored = [v for v in run if "worst_case_robust_accuracy" not in stages[v]["validation"]]
+    for row in rows:  # the sweep's point standing for a stage this run did not score on the validation worst case
+        row["run_setting"] = row["variant"] in unscored and at_setting(row, stages[row["variant"]])
+    differs = [d for r in rows if r["run_setting"] and (d := differs_from_run(r, stages[r["variant"]]))]
+    rows += [stage_row(v, stages[v], seed, "run") for v in run if v not in unscored]
     for cost, suffix in (("passes", ""), ("seconds", "_seconds")):
         for row, better in zip(rows, dominated_by(rows, cost)):
             row[f"dominated_by{suffix}"], row[f"on_front{suffix}"] = better, not better
@@ -109,4 +116,20 @@ def gate_pareto(sweep: dict | None, stages: dict[str, dict], evaluation: dict, b
     return {"rows": rows, "test": [on_test_pairs(v, evaluation, stages[v], benchmark) for v in run],
             "benchmark": benchmark,
             "sweep": {"command": (sweep or {}).get("command"), "choice": (sweep or {}).get("choice"), "used": used,
-                      "reason": reason}}
+                      "reason": reason, "differs": differs}}
+
+
+def at_setting(row: dict, metrics: dict) -> bool:
+    """Whether the sweep's ``row`` is at the threshold or switch of the stage whose ``metrics`` these are."""
+    knob = KNOBS.get(row["variant"])
+    return knob is None or row[knob] == metrics.get(knob)
+
+
+def differs_from_run(row: dict, metrics: dict) -> str | None:
+    """None when the sweep's ``row`` at a stage's setting trained the same model as the stage (the same passes and clean
+    validation accuracy: same code, settings, data and seed), else a phrase naming both."""
+    ran = (metrics["passes"], metrics["validation"]["accuracy"])
+    if (row["passes"], row["clean_accuracy"]) == ran:
+        return None
+    return (f"{point_name(row)}: the sweep's {row['passes']} passes and clean {row['clean_accuracy']:.4f}, this run's "
+            f"{ran[0]} and {ran[1]:.4f}")
