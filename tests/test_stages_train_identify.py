@@ -112,6 +112,10 @@ def test_gate_sweep_writes_every_point_its_data_and_the_choices_and_leaves_the_w
     assert sweep["choice"]["adversarial"]["settings"] == [1.0, 23.0] and sweep["choice"]["natural_then_at"]["chosen"] == 0.5
     assert "adversarial.threshold: chosen" in capsys.readouterr().out
     assert (root / "r/metrics/adversarial.json").read_bytes() == before
+    # the sweep's point at the workspace's threshold is the workspace's model: the report lets it stand for the stage
+    stage_metrics = json.loads(before)
+    assert (sweep["rows"][1]["passes"], sweep["rows"][1]["clean_accuracy"]) == (
+        stage_metrics["passes"], stage_metrics["validation"]["accuracy"])
     # bad settings are a one-line error naming them, and nothing is written
     assert cli.main(["gate-sweep", "--params", str(params_file), "--switches", "1.5", "--out", str(tmp_path / "x.json")]) == 2
     assert "--switches '1.5'" in capsys.readouterr().err and not (tmp_path / "x.json").exists()
