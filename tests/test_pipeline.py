@@ -124,3 +124,15 @@ def test_tiny_preset_runs_the_whole_pipeline_on_a_real_folder(tmp_path, real_dat
     assert all(0.0 <= r["yale"]["verification"]["accuracy_mean"] <= 1.0 for r in evaluation.values())
     page = (tmp_path / "reports/index.html").read_text()
     assert "source: folder" in page and "heldout" in page and "yale" in page
+
+
+@pytest.mark.parametrize("preset", [None, "real"])
+def test_the_gates_default_is_its_committed_validation_sweeps_choice(preset):
+    # the default data's sweep (docs/gate_sweep.json) and CelebA's (docs/gate_sweep_real.json) chose on validation
+    # pairs; params.yaml and the real preset carry those choices, and the sweep files name the command that made them
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params = presets.apply(raw, preset) if preset else raw
+    sweep = json.loads((ROOT / params["paths"]["gate_sweep"]).read_text())
+    assert sweep["command"].startswith("facebench gate-sweep")
+    for variant, knob in (("adversarial", "threshold"), ("natural_then_at", "switch")):
+        assert params[variant][knob] == sweep["choice"][variant]["chosen"]
