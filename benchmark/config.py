@@ -364,7 +364,7 @@ class NaturalThenATConfig(AdversarialTrainingConfig):
     DNNs"): the first ``switch`` share of the step budget (max_epochs epochs) trains on clean batches, the rest as
     ``pgd_at``; ``switch`` in [0, 1) (0 is PGD-AT)."""
 
-    switch: float = _num(0.5, 0.0, 1.0, "[)")
+    switch: float = _num(0.25, 0.0, 1.0, "[)")
 
 
 @dataclass(frozen=True)

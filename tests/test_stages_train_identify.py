@@ -41,7 +41,7 @@ def tiny(tmp_path_factory):
         "adversarial": {**SHORT, "patience": 2, "attack_steps": 1, "threshold": 23.0},
         "pgd_at": {**SHORT, "patience": 2, "attack_steps": 1},
         "trades": {**SHORT, "patience": 2, "attack_steps": 1},
-        "natural_then_at": {**SHORT, "patience": 2, "attack_steps": 1},
+        "natural_then_at": {**SHORT, "patience": 2, "attack_steps": 1, "switch": 0.5},
         "identify": {"database": str(root / "a/identify/ids.sqlite"), "quality": {"assume_cropped": True}},
     }
     params = config.build(config.Params, raw)
