@@ -23,8 +23,8 @@ Launched by ``torchrun`` (``facebench train STAGE``), the stage trains data-para
 
 The adversarial stages add to ``validation`` the ``robust_accuracy`` of PGD-10 at their training budget on
 ``validation_attack_pairs`` validation pairs (what ``make tune`` chooses their hyperparameters on) and, when
-:func:`run` is asked for it (``make gate-sweep``'s runs; the DAG's stages leave it to the sweep file, which holds the
-same point), the evaluation's ``worst_case_robust_accuracy`` at 4/255 on the same pairs (what ``make gate-sweep``
+:func:`run` is asked for it (``make gate-sweep``'s runs; the DAG's stages leave it to the sweep file, whose point at their
+setting the report checks against them), the evaluation's ``worst_case_robust_accuracy`` at 4/255 on the same pairs (what ``make gate-sweep``
 places on the cost front), ``passes`` (forward+backward passes of the training steps, :mod:`benchmark.train.adversarial`),
 the gate's ``threshold`` or natural_then_at's ``switch``, ``adversarial_fraction`` (share of steps with the term on / adversarial
 batches) and ``switches`` (gate switches; 0 for the static baselines) to the metrics, and the gated stage
