@@ -14,8 +14,8 @@ point is one adversarial training run:
 several switch points, and PGD-AT and TRADES once, every other setting at params.yaml's, and writes their points
 (:func:`stage_row`), the command, the data it ran on and the choice of each knob (:func:`choose`) to the sweep file
 (``paths.gate_sweep``). The report stage adds this run's own adversarial stages where they were scored on the
-validation worst case (:func:`gate_pareto`; the DAG's stages leave that to the sweep, whose rows hold the same
-settings), marks the points no other point dominates (:func:`dominated_by`) and places the run's variants on the test
+validation worst case (:func:`gate_pareto`; the DAG's stages leave that to the sweep, whose point at each stage's
+setting stands for it once :func:`differs_from_run` finds it is the same model), marks the points no other point dominates (:func:`dominated_by`) and places the run's variants on the test
 pairs with intervals.
 Test pairs only measure: every choice here is made on validation pairs.
 """
