@@ -44,18 +44,21 @@ clean-reports:
 # The label-fraction study (issue 14) on real faces: a workspace under artifacts/$(STUDY_PRESET) (label_study: STUDY_TRAIN
 # cut at 64 px, from scratch; label_study_facenet: cut for FaceNet, from the pretrained FaceNet), then per training seed and label fraction the supervised stage on the labelled faces
 # alone against the semi-supervised one on labelled and unlabelled faces, with a paired test per fraction over the
-# seeds on the same test pairs. Updates paths.label_study (docs/label_study.json, committed) under the run's init.
+# seeds on the same test pairs. Updates paths.label_study (docs/label_study.json, committed) under the run's init,
+# adding each run as it ends to the runs kept there (so seeds and fractions can be added later); a study made with other
+# data or params is an error unless STUDY_OPTIONS=--fresh replaces it.
 STUDY_TRAIN ?= ../shared/data/real/celeba
 STUDY_FRACTIONS ?= 0.05,0.1,0.25,1.0
 STUDY_SEEDS ?= 0,1,2
 STUDY_PRESET ?= label_study
+STUDY_OPTIONS ?=
 STUDY_PARAMS := artifacts/$(STUDY_PRESET)/params.yaml
 
 label-study: setup
 	mkdir -p artifacts/$(STUDY_PRESET)
 	facebench preset $(STUDY_PRESET) --out $(STUDY_PARAMS) --train $(STUDY_TRAIN)
 	facebench data --params $(STUDY_PARAMS)
-	facebench label-study --params $(STUDY_PARAMS) --fractions $(STUDY_FRACTIONS) --seeds $(STUDY_SEEDS)
+	facebench label-study --params $(STUDY_PARAMS) --fractions $(STUDY_FRACTIONS) --seeds $(STUDY_SEEDS) $(STUDY_OPTIONS)
 
 # Hyperparameters chosen on validation identities (issue 13): one DVC experiment per setting, one knob at a time
 # around the defaults (the defaults' own run too), each reproducing only its stage; notebooks/tune.ipynb scores

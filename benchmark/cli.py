@@ -20,10 +20,12 @@
                                                 train the gated stage over thresholds, natural_then_at over switch
                                                 points, PGD-AT and TRADES on validation pairs; write their cost and
                                                 worst-case robustness and each knob's choice (``make gate-sweep``)
-    facebench label-study [--fractions F,..] [--seeds S,..] [--out FILE]
+    facebench label-study [--fractions F,..] [--seeds S,..] [--out FILE] [--fresh]
                                                 train supervised-only and semi-supervised per label fraction and
-                                                seed on the data stage's training source; write their paired test
-                                                per fraction under the run's init (``make label-study``)
+                                                seed on the data stage's training source; add each run as it ends
+                                                to the init's study in FILE (same data and params, else an error
+                                                unless --fresh) and write its paired test per fraction
+                                                (``make label-study``)
     facebench seeds                             collect the runs over training seeds (``make seeds``: DVC
                                                 experiments) into reports/metrics/seeds.json
     facebench preset tiny --out FILE            write params.yaml merged with a preset (whole DAG in minutes)
@@ -277,34 +279,43 @@ def _label_study(args: argparse.Namespace, params: config.Params) -> None:
     from pathlib import Path
 
     from benchmark import io
-    from benchmark.report.label_study import study_table
+    from benchmark.report.label_study import loaded_run, merged_runs, stored_run, study_table
     from benchmark.train import stage
 
     fractions, seeds = _floats("--fractions", args.fractions), _floats("--seeds", args.seeds)
     if not fractions or not all(0 < f <= 1 for f in fractions) or not seeds or not all(s == int(s) >= 0 for s in seeds):
         raise ConfigError(f"--fractions {args.fractions!r} / --seeds {args.seeds!r}: fractions must be shares in (0, 1] "
                           "and seeds whole numbers >= 0, at least one of each")
-    manifest = _manifest(params)
-    with tempfile.TemporaryDirectory(prefix="label-study-") as work:
-        rows = stage.label_study(params, fractions, [int(s) for s in seeds], Path(work))
-    table = study_table(rows)
+    manifest, init = _manifest(params), params.semisupervised.init
+    basis = json.loads(json.dumps({
+        "data": {"source": manifest["source"], "counts": manifest["counts"],
+                 "geometry": manifest["preparation"]["geometry"], "hashes": manifest["hashes"]},
+        "params": {"supervised": config.as_dict(params.supervised),
+                   "semisupervised": config.as_dict(params.semisupervised)}}))
     out = Path(args.out or params.paths.label_study)
     study = json.loads(out.read_text()) if out.is_file() else {}
-    for init, by_fraction in table.items():
-        study[init] = {
-            "command": _command("label-study"), "date": datetime.date.today().isoformat(),
-            "data": {"source": manifest["source"], "counts": manifest["counts"],
-                     "geometry": manifest["preparation"]["geometry"], "hashes": manifest["hashes"]},
-            "params": {"supervised": config.as_dict(params.supervised),
-                       "semisupervised": config.as_dict(params.semisupervised)},
-            "fractions": by_fraction,
-        }
-        for fraction, row in by_fraction.items():
-            print(f"{init}, label fraction {fraction}: supervised {row['supervised']:.4f}, semi-supervised "
-                  f"{row['semisupervised']:.4f}, difference {row['difference']:+.4f} [{row['ci'][0]:+.4f}, "
-                  f"{row['ci'][1]:+.4f}], p = {row['p_value']:.3g}: {row['verdict']}")
-    io.write_json(out, study)
-    print(f"wrote {out}: {', '.join(table)}")
+    kept = None if args.fresh else study.get(init)
+    if kept is not None:
+        differs = [k for k in basis if kept.get(k) != basis[k]] + ([] if "runs" in kept else ["runs (none kept)"])
+        if differs:
+            raise ConfigError(f"{out}: its {init!r} study differs from this one in {', '.join(differs)}; pass --fresh "
+                              "to replace it, or --out another file")
+    runs = [loaded_run(r) for r in kept["runs"]] if kept else []
+    with tempfile.TemporaryDirectory(prefix="label-study-") as work:
+        for run in stage.label_study(params, fractions, [int(s) for s in seeds], Path(work)):
+            runs = merged_runs(runs, [run])
+            every = {key: ",".join(f"{v:g}" for v in sorted({r[key] for r in runs})) for key in ("fraction", "seed")}
+            command = (f"facebench label-study --params {args.params} --fractions {every['fraction']} "
+                       f"--seeds {every['seed']}" + (f" --out {args.out}" if args.out else ""))
+            study[init] = {"command": command,
+                           "date": datetime.date.today().isoformat(), **basis,
+                           "fractions": study_table(runs).get(init, {}), "runs": [stored_run(r) for r in runs]}
+            io.write_json(out, study)
+    for fraction, row in study[init]["fractions"].items():
+        print(f"{init}, label fraction {fraction}: supervised {row['supervised']:.4f}, semi-supervised "
+              f"{row['semisupervised']:.4f}, difference {row['difference']:+.4f} [{row['ci'][0]:+.4f}, "
+              f"{row['ci'][1]:+.4f}], p = {row['p_value']:.3g} over seeds {row['seeds']}: {row['verdict']}")
+    print(f"wrote {out}: {init}, {len(runs)} runs")
 
 
 def _manifest(params: config.Params) -> dict:
@@ -424,6 +435,8 @@ def main(argv: list[str] | None = None) -> int:
     commands["label-study"][1].add_argument("--seeds", default="0,1,2",
                                             help="training seeds, comma-separated (default: %(default)s)")
     commands["label-study"][1].add_argument("--out", default=None, help="file to update (default: paths.label_study)")
+    commands["label-study"][1].add_argument("--fresh", action="store_true",
+                                            help="replace the init's study in --out instead of adding to it")
     commands["train"][1].add_argument("stage", help="the training stage, e.g. supervised (a section of params.yaml)")
     commands["notebook"][1].add_argument("notebook", help="the notebook to run, e.g. notebooks/01_data.ipynb")
     commands["notebook"][1].add_argument("output", help="where the executed copy is written")

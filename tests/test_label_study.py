@@ -1,13 +1,14 @@
 """The label-fraction study's pieces: nested labelled splits, the paired test over seeds, and the study table."""
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
 
 from benchmark.data.protocol import Protocol, relabelled
 from benchmark.evaluation.paired import paired_difference_over_seeds
-from benchmark.report.label_study import study_table
+from benchmark.report.label_study import loaded_run, merged_runs, stored_run, study_table
 
 
 def _protocol(n_train=200):
@@ -66,3 +67,15 @@ def test_study_table_pairs_the_stages_per_fraction_over_the_seeds_both_ran():
     assert table["0.1"]["supervised_std"] == 0 and table["0.1"]["epochs"] == {"supervised": [3, 3], "semisupervised": [3, 3]}
     assert table["0.5"]["seeds"] == [0] and table["0.5"]["semisupervised_std"] is None
     assert table["0.5"]["difference"] == pytest.approx(-0.25) and table["0.5"]["verdict"] in ("not shown", "loss shown")
+
+
+def test_a_stored_run_keeps_every_pairs_outcome_and_merging_replaces_only_the_same_run():
+    rng = np.random.default_rng(1)
+    run = _run(0, 0.1, "supervised", rng.random(6003) < 0.6)
+    stored = stored_run(run)
+    assert stored["pairs"] == 6003 and isinstance(stored["correct"], str) and len(stored["correct"]) < 1100
+    assert loaded_run(json.loads(json.dumps(stored))) == run
+    again = _run(0, 0.1, "supervised", [0, 0, 0])
+    other = [_run(1, 0.1, "supervised", [1]), _run(0, 0.05, "semisupervised", [1])]
+    merged = merged_runs([run, *other], [again])
+    assert merged == [other[1], again, other[0]]

@@ -147,6 +147,33 @@ def test_label_study_pairs_both_stages_per_fraction_over_seeds_and_keeps_other_i
     assert "--fractions '0'" in capsys.readouterr().err
 
 
+def test_label_study_adds_seeds_to_the_kept_runs_and_refuses_a_study_with_other_params(tiny, tmp_path, capsys):
+    # Prepare: a study of fraction 0.5 at seed 0 in the file
+    _, params = tiny
+    params_file, out = tmp_path / "params.yaml", tmp_path / "study.json"
+    params_file.write_text(yaml.safe_dump(config.as_dict(params)))
+    study = ["label-study", "--params", str(params_file), "--fractions", "0.5", "--out", str(out)]
+    assert cli.main([*study, "--seeds", "0"]) == 0
+    first = json.loads(out.read_text())["scratch"]
+    # Execute: seed 1 added
+    assert cli.main([*study, "--seeds", "1"]) == 0
+    # Assert: the paired test runs over both seeds; seed 0's runs are the kept ones, not retrained
+    entry = json.loads(out.read_text())["scratch"]
+    assert entry["fractions"]["0.5"]["seeds"] == [0, 1] and len(entry["runs"]) == 4
+    assert [r for r in entry["runs"] if r["seed"] == 0] == first["runs"]
+    assert entry["command"] == f"facebench label-study --params {params_file} --fractions 0.5 --seeds 0,1 --out {out}"
+    # another learning rate is another study: refused with the file untouched, replaced with --fresh
+    other = config.as_dict(params)
+    other["supervised"]["lr"] *= 2
+    params_file.write_text(yaml.safe_dump(other))
+    before = out.read_text()
+    assert cli.main([*study, "--seeds", "1"]) == 2
+    assert "its 'scratch' study differs from this one in params; pass --fresh" in capsys.readouterr().err
+    assert out.read_text() == before
+    assert cli.main([*study, "--seeds", "1", "--fresh"]) == 0
+    assert json.loads(out.read_text())["scratch"]["fractions"]["0.5"]["seeds"] == [1]
+
+
 def test_hardened_stage_reports_fraction_and_switches_consistent_with_its_gate(tiny):
     # Prepare
     root, params = tiny

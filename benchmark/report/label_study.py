@@ -7,11 +7,14 @@ larger set for both), and keeps each test pair's outcome (:func:`benchmark.train
 :func:`study_table` turns those runs into ``{init: {fraction: {...}}}``: the two accuracies (mean and standard
 deviation over seeds), their difference semi-supervised minus supervised with the paired test over seeds on the same
 pairs (:func:`~benchmark.evaluation.paired.paired_difference_over_seeds`) and its verdict. The file it is written to
-(``paths.label_study``, committed) records the data and command too; the report shows it.
+(``paths.label_study``, committed) records the data and command too, and every run with its pairs' outcomes
+(:func:`stored_run`), so a later call adds seeds or fractions to a study (:func:`merged_runs`) instead of redoing
+it; the report shows it.
 """
 
 from __future__ import annotations
 
+import base64
 import statistics
 
 import numpy as np
@@ -51,3 +54,23 @@ def study_table(rows: list[dict]) -> dict:
             "epochs": {stage: [r["epochs"] for r in picked[stage]] for stage in picked},
         }
     return {init: table}
+
+
+def stored_run(run: dict) -> dict:
+    """A run of :func:`benchmark.train.stage.label_study` as the study file keeps it: its outcomes (one bool a test
+    pair) packed into bits and base64 (``"correct"``), with their count (``"pairs"``); :func:`loaded_run` undoes it."""
+    correct = np.asarray(run["correct"], dtype=bool)
+    return {**run, "correct": base64.b64encode(np.packbits(correct).tobytes()).decode("ascii"), "pairs": len(correct)}
+
+
+def loaded_run(stored: dict) -> dict:
+    """The run :func:`stored_run` packed, with ``"correct"`` a bool list again."""
+    bits = np.unpackbits(np.frombuffer(base64.b64decode(stored["correct"]), dtype=np.uint8))[:stored["pairs"]]
+    return {k: v for k, v in stored.items() if k != "pairs"} | {"correct": bits.astype(bool).tolist()}
+
+
+def merged_runs(kept: list[dict], new: list[dict]) -> list[dict]:
+    """``kept`` with ``new`` added, a new run replacing a kept one of the same seed, fraction and stage; ordered by
+    fraction, seed and stage."""
+    runs = {(r["fraction"], r["seed"], r["stage"]): r for r in [*kept, *new]}
+    return [runs[k] for k in sorted(runs)]
