@@ -216,7 +216,7 @@ def test_a_malformed_reply_is_rejected_naming_its_sender(tiny, tmp_path):
         del content["sealed"]
 
     row = federate(tiny, tmp_path, "blind", mods=[on("train", 3, strip)])
-    assert row["rejected"]["institution 3"] == "the message from institution 3 carries no sealed update"
+    assert row["rejected"]["institution 3"] == "the message from institution 3 carries no sealed update of round 1"
     assert len(row["accepted"]) == 3
 
 

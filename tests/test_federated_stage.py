@@ -143,7 +143,7 @@ def test_stage_writes_the_metrics_contract_and_loadable_models(tiny):
         assert len(metrics[mode]["round_wall_seconds"]) == 2 and min(metrics[mode]["round_wall_seconds"]) > 0
         wire = metrics[mode]["bytes_on_wire"]  # round 1 also moves the key exchange and the preset model
         assert wire[0] > wire[1] >= metrics[mode]["bytes_sent"][1] > 0
-        assert metrics[mode]["dp_epsilon"] is None and metrics[mode]["refused"] == [{}, {}]
+        assert metrics[mode]["dp_epsilon"] is None and metrics[mode]["refused"] == metrics[mode]["resynced"] == [{}, {}]
     # same seeds, same preset parameters: CKKS error (~1e-8) must not move accuracy by more than a pair or two
     assert abs(metrics["blind"]["accuracy"][-1] - metrics["plaintext"]["accuracy"][-1]) <= 0.05
     assert json.loads((root / "r/plots/federated_rounds.json").read_text())[1]["round"] == 2

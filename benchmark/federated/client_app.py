@@ -33,12 +33,13 @@ from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricR
 from flwr.clientapp import ClientApp
 
 from benchmark import config
-from benchmark.federated import ckks, credentials, dp, local
+from benchmark.federated import ckks, credentials, dp, local, sync
 from benchmark.federated.aggregation import create_aggregation
 from benchmark.federated.ckks import Sealed
 from benchmark.federated.encryption import SERVER, InstitutionCipher, check_request
 from benchmark.federated.identity import Roster, Signer
 from benchmark.federated.messages import open_signed, put_sealed
+from benchmark.federated.sync import StaleModel
 
 
 def institution_name(context: Context) -> str:
@@ -57,20 +58,82 @@ def _params(context: Context) -> config.Params:
     return config.load(str(context.run_config["params"]))
 
 
+def _keys(context: Context) -> bytes | None:
+    """The institutions' shared CKKS key pair from the node config (None in plaintext mode)."""
+    return None if str(context.node_config["mode"]) == "plaintext" else Path(str(context.node_config["keys"])).read_bytes()
+
+
 def _cipher(context: Context) -> InstitutionCipher:
     """The institution's cipher for its own mode (node config), encrypting for the recipient the key exchange
     checked (``fb.keys`` in the state; third_party mode only)."""
-    name, mode = institution_name(context), str(context.node_config["mode"])
-    if mode == "plaintext":
-        return InstitutionCipher(name, None, None)
-    keys = Path(str(context.node_config["keys"])).read_bytes()
+    mode = str(context.node_config["mode"])
     recipient = bytes(context.state["fb.keys"]["recipient"]) if mode == "third_party" else None
-    return InstitutionCipher(name, keys, recipient)
+    return InstitutionCipher(institution_name(context), _keys(context), recipient)
 
 
 def _own_images(context: Context, params: config.Params) -> tuple[local.Dataset, np.ndarray]:
     data = local.dataset(params)
     return data, local.institution_images(data, int(context.node_config["partition-id"]), params.federated.images)
+
+
+def _accept_setup(setup: ConfigRecord, context: Context) -> None:
+    """Check the server's mode and recipient against the node config and keep the recipient (``fb.keys``)."""
+    node = context.node_config
+    recipient = bytes(setup["recipient"]) or None
+    check_request(institution_name(context), str(node["mode"]), str(setup["mode"]), recipient,
+                  str(node.get("third-party-key", "")))
+    context.state["fb.keys"] = ConfigRecord({"recipient": recipient or b""})
+
+
+def _held(context: Context) -> tuple[int, str]:
+    """(round, chain) of the global model the institution holds; (-1, "") without one."""
+    if "fb.global" not in context.state:
+        return -1, ""
+    held = context.state["fb.sync"]
+    return int(held["round"]), str(held["chain"])
+
+
+def _apply_sum(content: RecordDict, context: Context, params: config.Params, server_round: int, slot: str = "") -> float:
+    """Verify the server's signature on round ``server_round``'s sealed sum (under ``slot``), open it and add it to
+    the held global model, which must be the previous round's; returns the seconds spent decrypting."""
+    held, chain = _held(context)
+    if held != server_round - 1:
+        raise StaleModel(f"{institution_name(context)} holds the model of round {held} (-1: none), so it cannot apply "
+                         f"the sum of round {server_round}")
+    cipher = InstitutionCipher(institution_name(context), _keys(context), None)
+    sealed, weight = open_signed(content, SERVER, _roster(context), "sum", server_round, slot)
+    tick = time.perf_counter()
+    total = cipher.open(sealed)
+    decrypt_seconds = time.perf_counter() - tick if cipher.keys is not None else 0.0
+    update = create_aggregation(params.federated.aggregation).unpack(total, weight, SERVER)
+    context.state["fb.global"] = ArrayRecord({"vector": Array(context.state["fb.global"]["vector"].numpy() + update)})
+    context.state["fb.sync"] = ConfigRecord({"round": server_round, "chain": sync.next_chain(chain, sealed.digest)})
+    return decrypt_seconds
+
+
+def _catch_up(content: RecordDict, context: Context, params: config.Params, server_round: int) -> list[int]:
+    """Bring the held model to the federation's of the round before ``server_round`` (:mod:`~benchmark.federated.sync`):
+    take the setup and preset model when sent, apply the replayed sums it lacks; StaleModel naming what it holds
+    unless it then holds the federation's round and chain. Returns the rounds whose sums it applied."""
+    if "keys" in content:
+        _accept_setup(content["keys"], context)
+    if "global" in content:
+        context.state["fb.global"] = content["global"]
+        context.state["fb.sync"] = ConfigRecord({"round": 0, "chain": sync.initial_chain(content["global"]["vector"].numpy())})
+    name = institution_name(context)
+    if "fb.global" not in context.state or "fb.keys" not in context.state:
+        raise StaleModel(f"{name} holds no global model or key exchange (a restarted SuperNode?); it needs the preset "
+                         "model and every sum")
+    wanted, applied = content["sync"], []
+    for k in wanted["replay"]:
+        if k > _held(context)[0]:
+            _apply_sum(content, context, params, int(k), slot=f"sum{k}.")
+            applied.append(int(k))
+    held, chain = _held(context)
+    if (held, chain) != (server_round - 1, str(wanted["chain"])):
+        raise StaleModel(f"{name} holds the model of round {held} (chain {chain[:12]}), but round {server_round} "
+                         f"trains from the model of round {server_round - 1} (chain {str(wanted['chain'])[:12]})")
+    return applied
 
 
 def make_client_app(mods: list | None = None) -> ClientApp:
@@ -79,11 +142,7 @@ def make_client_app(mods: list | None = None) -> ClientApp:
 
     @app.query()
     def keys(message: Message, context: Context) -> Message:
-        setup, node = message.content["keys"], context.node_config
-        recipient = bytes(setup["recipient"]) or None
-        check_request(institution_name(context), str(node["mode"]), str(setup["mode"]), recipient,
-                      str(node.get("third-party-key", "")))
-        context.state["fb.keys"] = ConfigRecord({"recipient": recipient or b""})
+        _accept_setup(message.content["keys"], context)
         cipher = _cipher(context)
         _, idx = _own_images(context, _params(context))
         public = cipher.public_context() or b""
@@ -94,12 +153,11 @@ def make_client_app(mods: list | None = None) -> ClientApp:
     @app.train()
     def train(message: Message, context: Context) -> Message:
         params = _params(context)
-        cipher = _cipher(context)
         server_round = int(message.content["config"]["round"])
+        replayed = _catch_up(message.content, context, params, server_round)
+        cipher = _cipher(context)
         data, idx = _own_images(context, params)
         model = local.new_model(params, data.geometry)
-        if "global" in message.content:
-            context.state["fb.global"] = message.content["global"]
         local.load_shared_vector(model, context.state["fb.global"]["vector"].numpy())
         head = local.new_head(params.federated, data.labels[idx], params.seed + int(context.node_config["partition-id"]))
         if "fb.head" in context.state:
@@ -113,27 +171,20 @@ def make_client_app(mods: list | None = None) -> ClientApp:
         encrypt_seconds = time.perf_counter() - tick if cipher.recipient is not None else 0.0
         content = put_sealed(RecordDict(), sealed, rule.weight(result.num_examples), _signer(context), "update", server_round)
         content["metrics"] = MetricRecord(
-            {"train_seconds": result.seconds, "encrypt_seconds": encrypt_seconds, "num_examples": result.num_examples}
+            {"train_seconds": result.seconds, "encrypt_seconds": encrypt_seconds, "num_examples": result.num_examples,
+             "replayed_sums": len(replayed)}
         )
         return Message(content, reply_to=message)
 
     @app.evaluate()
     def evaluate(message: Message, context: Context) -> Message:
         params = _params(context)
-        cipher = _cipher(context)
         server_round = int(message.content["config"]["round"])
-        sealed, weight = open_signed(message.content, SERVER, _roster(context), "sum", server_round)
-        tick = time.perf_counter()
-        total = cipher.open(sealed)
-        decrypt_seconds = time.perf_counter() - tick if cipher.keys is not None else 0.0
-        update = create_aggregation(params.federated.aggregation).unpack(total, weight, SERVER)
-        vector = context.state["fb.global"]["vector"].numpy() + update
-        context.state["fb.global"] = ArrayRecord({"vector": Array(vector)})
-        metrics = {"decrypt_seconds": decrypt_seconds}
+        metrics = {"decrypt_seconds": _apply_sum(message.content, context, params, server_round)}
         if bool(message.content["config"]["evaluate"]):
             data = local.dataset(params)
             model = local.new_model(params, data.geometry)
-            local.load_shared_vector(model, vector)
+            local.load_shared_vector(model, context.state["fb.global"]["vector"].numpy())
             metrics.update(local.verify(model, data))
         return Message(RecordDict({"metrics": MetricRecord(metrics)}), reply_to=message)
 

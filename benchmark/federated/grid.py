@@ -5,8 +5,8 @@ Flower 1.42's Simulation Runtime (``flwr.simulation.run_simulation``) needs Ray 
 in-process :class:`LocalGrid`: a ``flwr.serverapp.Grid`` whose ``send_and_receive`` hands each message
 to the ClientApp of its destination node (one ``Context`` per institution, kept between messages as a
 SuperNode keeps it) and returns the replies. A ClientApp that raises yields an error reply
-(``ErrorCode.CLIENT_APP_RAISED_EXCEPTION``), as a SuperNode does. Messages are passed as objects, not
-serialized; bytes on the wire are counted from the sealed payloads. The same apps run in Flower's
+(``ErrorCode.CLIENT_APP_RAISED_EXCEPTION``) and leaves the node's state as it was before the message, as a
+SuperNode does. Messages are passed as objects, not serialized; bytes on the wire are counted from the sealed payloads. The same apps run in Flower's
 deployment mode (SuperLink + SuperNodes as processes): :mod:`benchmark.federated.deployment`.
 """
 
@@ -65,10 +65,15 @@ class LocalGrid(Grid):
 
     def _deliver(self, message: Message) -> Message:
         node = message.metadata.dst_node_id
+        state = self.contexts[node].state
+        before = dict(state.items())
         try:
             return self.client_app(message, self.contexts[node])
         except Exception as err:  # noqa: BLE001 - any ClientApp failure becomes an error reply, as on a SuperNode
             LOG.warning("node %d: the ClientApp raised %s: %s", node, type(err).__name__, err)
+            for key in [k for k in state if k not in before]:  # a SuperNode keeps no state of a failed message
+                del state[key]
+            state.update(before)
             return Message(Error(ErrorCode.CLIENT_APP_RAISED_EXCEPTION, f"{type(err).__name__}: {err}"), reply_to=message)
 
     def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:

@@ -12,7 +12,10 @@ exchange reply and update under that institution's key in the roster of its run 
 it returns. An institution refuses a mode or key other than its own node config's
 (:func:`~benchmark.federated.encryption.check_request`); the key exchange then fails naming it and why.
 
-Faults: a reply that is an error or never comes (an institution that dropped out), a sealed update
+An institution that missed a round's sum, or lost its model (a restarted SuperNode), is brought back by the next
+train message (:mod:`~benchmark.federated.sync`: the federation's round and hash chain, the sums it lacks, and for
+one without a model the setup and the preset model), which it checks before training; ``resynced`` in the round's
+row names who got what. Faults: a reply that is an error or never comes (an institution that dropped out), a sealed update
 that fails its checks (unsigned, altered or signed by another party, malformed, of another length than the
 shared network's, corrupted, truncated, wrong key, non-finite) are rejected with the sender's name and the reason, and the round goes on with the rest; with
 fewer than ``min_institutions`` valid updates the round fails with :class:`QuorumError`. The encrypted
@@ -46,9 +49,9 @@ from tqdm.auto import tqdm
 from benchmark import config, io
 from benchmark.config import MIN_ENCRYPTED_QUORUM
 from benchmark.data.dataset import data_geometry
-from benchmark.federated import ckks, local
+from benchmark.federated import ckks, local, sync
 from benchmark.federated.aggregation import AggregationRule, create_aggregation
-from benchmark.federated.ckks import CiphertextError
+from benchmark.federated.ckks import CiphertextError, Sealed
 from benchmark.federated.encryption import SERVER, Aggregate, Contribution, Workflow, create_workflow
 from benchmark.federated.identity import Roster, Signer
 from benchmark.federated.messages import open_signed, put_sealed
@@ -87,6 +90,15 @@ class KnowledgeFederation(Strategy):
         self._aggregate: Aggregate | None = None
         self._train_metrics: dict[str, float] = {}
         self._key_exchange_bytes, self._opening_bytes, self._round_start, self._packed_values = 0, 0, 0.0, 0
+        # resync (benchmark.federated.sync): the setup and preset model to resend, every round's sealed sum and
+        # weight, the chain per round, and per node the last round whose sum it applied (None: it holds no model)
+        self._setup: ConfigRecord | None = None
+        self._initial: ArrayRecord | None = None
+        self._sums: list[tuple[Sealed, float]] = []
+        self._chains: list[str] = []
+        self._at: dict[int, int | None] = {}
+        self._keyed: set[int] = set()
+        self._resynced: dict[str, dict] = {}
         self._bar = tqdm(desc=f"federated {workflow.name}", unit="round", disable=not progress)
 
     def _name(self, node: int) -> str:
@@ -97,6 +109,7 @@ class KnowledgeFederation(Strategy):
         agree) and name. QuorumError naming every institution that refused or failed, and why, when fewer than
         the quorum answered."""
         setup = ConfigRecord({"mode": self.workflow.name, "recipient": self.workflow.public_context() or b""})
+        self._setup = setup
         nodes = sorted(grid.get_node_ids())
         self._key_exchange_bytes = len(setup["recipient"]) * len(nodes)
         messages = [Message(RecordDict({"keys": setup}), dst_node_id=n, message_type="query") for n in nodes]
@@ -116,6 +129,7 @@ class KnowledgeFederation(Strategy):
                 LOG.warning("key exchange: node %s failed: %s", node, err)
                 continue
             self.names[node] = sender
+            self._keyed.add(node)
             publics.add(sealed.data)
             self._key_exchange_bytes += len(sealed.data)
         if len(self.names) < self.min_institutions:
@@ -133,16 +147,43 @@ class KnowledgeFederation(Strategy):
         self._round_start = time.perf_counter()
         if server_round == 1:
             self._packed_values = arrays["vector"].numpy().size + 1  # AggregationRule.pack: [w * update, w]
+            self._initial, self._chains = arrays, [sync.initial_chain(arrays["vector"].numpy())]
         self._sent = sorted(grid.get_node_ids())
-        # round 1 also moves the key exchange and the preset model to every institution
-        self._opening_bytes = self._key_exchange_bytes + len(self._sent) * arrays["vector"].numpy().nbytes if server_round == 1 else 0
-        messages = []
-        for node in self._sent:
-            content = RecordDict({"config": ConfigRecord({"round": server_round})})
-            if server_round == 1:
-                content["global"] = arrays
-            messages.append(Message(content, dst_node_id=node, message_type="train", group_id=str(server_round)))
-        return messages
+        # round 1 also moves the key exchange to every institution; every round, the preset model and the sums an
+        # institution lacks
+        self._opening_bytes = self._key_exchange_bytes if server_round == 1 else 0
+        self._resynced = {}
+        return [Message(self._train_content(node, server_round), dst_node_id=node, message_type="train",
+                        group_id=str(server_round)) for node in self._sent]
+
+    def _train_content(self, node: int, server_round: int) -> RecordDict:
+        """The train message of ``node``: the round, the federation's chain, and what the node lacks (module
+        docstring of :mod:`~benchmark.federated.sync`)."""
+        at = self._at.get(node)
+        replay = list(range(1 if at is None else at + 1, server_round))
+        content = RecordDict({"config": ConfigRecord({"round": server_round}),
+                              "sync": ConfigRecord({"chain": self._chains[server_round - 1], "replay": replay})})
+        if node not in self._keyed:
+            content["keys"] = self._setup
+            self._opening_bytes += len(self._setup["recipient"])
+        if at is None:
+            content["global"] = self._initial
+            self._opening_bytes += self._initial["vector"].numpy().nbytes
+        for k in replay:
+            sealed, weight = self._sums[k - 1]
+            put_sealed(content, sealed, weight, self.signer, "sum", k, slot=f"sum{k}.")
+            self._opening_bytes += len(sealed.data)
+        if server_round > 1 and (at is None or replay):
+            self._resynced[self._name(node)] = {"preset_model": at is None, "key_exchange": node not in self._keyed,
+                                                "sums": replay}
+        return content
+
+    def _lost_model(self, node: int, reason: str) -> None:
+        """After an error reply: a node that says it lacks the model (sync.StaleModel) gets the setup, the preset model
+        and every sum next round."""
+        if sync.is_stale(reason):
+            self._at[node] = None
+            self._keyed.discard(node)
 
     def aggregate_train(self, server_round: int, replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
         contributions, rejected, answered = [], {}, set()
@@ -153,7 +194,9 @@ class KnowledgeFederation(Strategy):
             sender = self._name(node)
             if reply.has_error():
                 rejected[sender] = f"dropped out: {reply.error.reason}"
+                self._lost_model(node, reply.error.reason)
                 continue
+            self._at[node] = server_round - 1  # it trained, so it checked that it holds the previous round's model
             try:
                 sealed, weight = open_signed(reply.content, sender, self.roster, "update", server_round)
                 if sealed.values != self._packed_values:
@@ -176,6 +219,8 @@ class KnowledgeFederation(Strategy):
         for sender, reason in rejected.items():
             LOG.warning("round %d: rejected the update of %s: %s", server_round, sender, reason)
         self._aggregate = agg
+        self._sums.append((agg.sealed, agg.weight))
+        self._chains.append(sync.next_chain(self._chains[-1], agg.sealed.digest))
         self._train_metrics = {
             "train_seconds": train_seconds,
             "encrypt_seconds": encrypt_seconds + agg.seconds.get("encrypt", 0.0),
@@ -197,7 +242,8 @@ class KnowledgeFederation(Strategy):
             )
 
     def history_row(self, server_round: int, agg: Aggregate, rejected: dict[str, str]) -> dict:
-        return {"round": server_round, **self._train_metrics, "accepted": list(agg.accepted), "rejected": dict(rejected)}
+        return {"round": server_round, **self._train_metrics, "accepted": list(agg.accepted), "rejected": dict(rejected),
+                "resynced": dict(self._resynced)}
 
     def configure_evaluate(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> Iterable[Message]:
         agg = self._aggregate
@@ -213,10 +259,13 @@ class KnowledgeFederation(Strategy):
         row = self.history[-1]
         decrypt, received, verification, refused = row.pop("server_decrypt_seconds"), 0, None, {}
         for reply in replies:
+            node = reply.metadata.src_node_id
             if reply.has_error():
-                refused[self._name(reply.metadata.src_node_id)] = reply.error.reason
-                LOG.warning("round %d: %s could not apply the sum: %s", server_round, self._name(reply.metadata.src_node_id), reply.error.reason)
+                refused[self._name(node)] = reply.error.reason
+                LOG.warning("round %d: %s could not apply the sum: %s", server_round, self._name(node), reply.error.reason)
+                self._lost_model(node, reply.error.reason)
                 continue
+            self._at[node] = server_round
             metrics = reply.content["metrics"]
             decrypt += float(metrics["decrypt_seconds"])
             received += len(self._aggregate.sealed.data)

@@ -15,7 +15,8 @@ Writes (atomically):
   per-round ``encrypt_seconds``, ``aggregate_seconds``, ``decrypt_seconds``, ``bytes_sent``,
   ``bytes_received``, ``bytes_plaintext``; for every federated mode per-round ``train_seconds``,
   ``round_wall_seconds``, ``bytes_on_wire``, ``rejected`` (updates the server refused, by sender, with the
-  reason) and ``refused`` (institutions that refused the round's sum, with the reason), ``dp_epsilon`` (null
+  reason), ``refused`` (institutions that refused the round's sum, with the reason) and ``resynced`` (institutions
+  that got a missed sum, the preset model or the setup again: :mod:`benchmark.federated.sync`), ``dp_epsilon`` (null
   when ``federated.dp`` is off, else :func:`benchmark.federated.dp.epsilon_record`) and ``server_holds_secret_key``; ``targets``; ``keys`` (:func:`key_evidence`);
   ``privacy``;
 * ``<reports>/plots/federated_rounds.json``: accuracy per round and mode (for ``dvc plots``).
@@ -94,7 +95,7 @@ def mode_metrics(mode: str, result: FederatedRun, data: local.Dataset, privacy: 
     if mode != "centralized":
         keys = COSTS if mode in ENCRYPTED_MODES else ("bytes_sent", "bytes_received", "bytes_plaintext")
         out.update({k: [r[k] for r in result.rounds] for k in keys})
-        out.update({k: [r[k] for r in result.rounds] for k in ("round_wall_seconds", "bytes_on_wire", "rejected", "refused")})
+        out.update({k: [r[k] for r in result.rounds] for k in ("round_wall_seconds", "bytes_on_wire", "rejected", "refused", "resynced")})
         out["dp_epsilon"] = dp.epsilon_record(privacy, len(result.rounds))
         out["server_holds_secret_key"] = result.server_holds_secret_key
     out["train_seconds"] = [r["train_seconds"] for r in result.rounds]
