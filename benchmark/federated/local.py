@@ -23,8 +23,7 @@ import torch
 
 from benchmark.config import FederatedConfig, Params
 from benchmark.device import resolve
-from benchmark.evaluation.verification import cosine_scores, verification_report
-from benchmark.models.checkpoint import embed_images
+from benchmark.evaluation.verification import verification_report
 from benchmark.models.face_model import FaceModel
 from benchmark.models.heads import Head
 from benchmark.models.registry import create_head
@@ -32,7 +31,7 @@ from benchmark.train.common import TrainConfig
 from benchmark.train.loop import train_supervised
 from benchmark.data.align import Geometry
 from benchmark.data.dataset import Dataset, load_dataset
-from benchmark.train.recipe import build_model, pretrained_cache, train_config
+from benchmark.train.recipe import build_model, pair_scores, pretrained_cache, train_config
 
 VERIFICATION_KEYS = ("accuracy_mean", "accuracy_std", "auc", "eer", "tar_at_far_1e-2", "tar_at_far_1e-3", "threshold")
 
@@ -133,7 +132,5 @@ def verify(model: FaceModel, data: Dataset) -> dict[str, float]:
     """Verification on the data stage's test pairs (10-fold accuracy, AUC, EER, TAR@FAR, threshold);
     only the images in the pairs are embedded."""
     p = data.protocol
-    used, pairs = np.unique(p.pairs, return_inverse=True)
-    scores = cosine_scores(embed_images(model, data.images[used]), pairs.reshape(p.pairs.shape))
-    report = verification_report(scores, p.is_same, p.folds)
+    report = verification_report(pair_scores(model, data.images, p.pairs), p.is_same, p.folds)
     return {k: float(report[k]) for k in VERIFICATION_KEYS}

@@ -79,6 +79,12 @@ def build_model(cfg: SupervisedConfig, geometry: Geometry, seed: int, cache_dir:
                             geometry=geometry.describe(), **kwargs)
 
 
+def pair_scores(model: FaceModel, images: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+    """Cosine scores of ``pairs`` (P, 2 indices into ``images``), embedding only the images the pairs use."""
+    used, inverse = np.unique(pairs, return_inverse=True)
+    return cosine_scores(embed_images(model, images[used]), inverse.reshape(pairs.shape))
+
+
 def val_pairs(data: Dataset) -> ValPairs:
     """The validation identities' pairs, with only the images they use."""
     p = data.protocol

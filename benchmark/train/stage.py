@@ -58,9 +58,9 @@ from benchmark.errors import ConfigError
 from benchmark.data.dataset import Dataset, load_dataset
 from benchmark.data.protocol import Protocol, relabelled
 from benchmark.evaluation.robustness_runner import pgd_robust_accuracy, worst_case_robust_accuracy
-from benchmark.evaluation.verification import cosine_scores, kfold_correct, verification_report
+from benchmark.evaluation.verification import kfold_correct, verification_report
 from benchmark.models.autoencoder import SemiSupervisedAE
-from benchmark.models.checkpoint import embed_images, save_model
+from benchmark.models.checkpoint import save_model
 from benchmark.models.face_model import FaceModel
 from benchmark.models.registry import create_head
 from benchmark.models.heads import Head
@@ -70,7 +70,8 @@ from benchmark.train.common import TrainConfig, ValPairs
 from benchmark.train.gate import PerformanceGate
 from benchmark.train.hardening import HardeningTerm
 from benchmark.train.loop import train_semisupervised, train_supervised
-from benchmark.train.recipe import build_model, pretrained_cache, train_config, training_images, val_pairs, validation_meta
+from benchmark.train.recipe import (build_model, pair_scores, pretrained_cache, train_config, training_images, val_pairs,
+                                    validation_meta)
 
 STAGES = ("supervised", "semisupervised", "timm_reference", "adversarial", "pgd_at", "trades", "natural_then_at")
 
@@ -119,7 +120,7 @@ def run(stage: str, params: Params, data: Dataset | None = None, worst_case: boo
                                    epoch_images=epoch_images, val_pairs=pairs)
 
     validation = validation_meta(model, pairs)
-    scores = cosine_scores(embed_images(model, data.images), p.pairs)
+    scores = pair_scores(model, data.images, p.pairs)
     report = verification_report(scores, p.is_same, p.folds)
     keys = ("accuracy_mean", "accuracy_std", "auc", "eer", "tar_at_far_1e-2", "tar_at_far_1e-3")
     metrics = {
