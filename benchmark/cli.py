@@ -24,7 +24,8 @@
                                                 train supervised-only and semi-supervised per label fraction and
                                                 seed on the data stage's training source; add each run as it ends
                                                 to the init's study in FILE (same data and params, else an error
-                                                unless --fresh) and write its paired test per fraction
+                                                unless --fresh; runs it holds are not redone) and write the paired
+                                                test per fraction
                                                 (``make label-study``)
     facebench seeds                             collect the runs over training seeds (``make seeds``: DVC
                                                 experiments) into reports/metrics/seeds.json
@@ -302,7 +303,8 @@ def _label_study(args: argparse.Namespace, params: config.Params) -> None:
                               "to replace it, or --out another file")
     runs = [loaded_run(r) for r in kept["runs"]] if kept else []
     with tempfile.TemporaryDirectory(prefix="label-study-") as work:
-        for run in stage.label_study(params, fractions, [int(s) for s in seeds], Path(work)):
+        kept_runs = frozenset((r["seed"], r["fraction"], r["stage"]) for r in runs)
+        for run in stage.label_study(params, fractions, [int(s) for s in seeds], Path(work), kept_runs):
             runs = merged_runs(runs, [run])
             every = {key: ",".join(f"{v:g}" for v in sorted({r[key] for r in runs})) for key in ("fraction", "seed")}
             command = (f"facebench label-study --params {args.params} --fractions {every['fraction']} "

@@ -155,9 +155,12 @@ def test_label_study_adds_seeds_to_the_kept_runs_and_refuses_a_study_with_other_
     study = ["label-study", "--params", str(params_file), "--fractions", "0.5", "--out", str(out)]
     assert cli.main([*study, "--seeds", "0"]) == 0
     first = json.loads(out.read_text())["scratch"]
-    # Execute: seed 1 added
-    assert cli.main([*study, "--seeds", "1"]) == 0
-    # Assert: the paired test runs over both seeds; seed 0's runs are the kept ones, not retrained
+    capsys.readouterr()
+    # Execute: seeds 0 and 1 asked for
+    assert cli.main([*study, "--seeds", "0,1"]) == 0
+    # Assert: only seed 1 trained; the paired test runs over both seeds, seed 0's runs the kept ones
+    printed = capsys.readouterr().out
+    assert "label study 2/2: semisupervised, label fraction 0.5, seed 1" in printed and "seed 0" not in printed
     entry = json.loads(out.read_text())["scratch"]
     assert entry["fractions"]["0.5"]["seeds"] == [0, 1] and len(entry["runs"]) == 4
     assert [r for r in entry["runs"] if r["seed"] == 0] == first["runs"]

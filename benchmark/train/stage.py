@@ -192,31 +192,31 @@ def elsewhere(params: Params, where: Path, **changes: object) -> Params:
 STUDY_STAGES = ("supervised", "semisupervised")
 
 
-def label_study(params: Params, fractions: list[float], seeds: list[int], work: Path) -> Iterator[dict]:
+def label_study(params: Params, fractions: list[float], seeds: list[int], work: Path,
+                kept: frozenset = frozenset()) -> Iterator[dict]:
     """``make label-study``'s runs on the data stage's training source: per seed and label fraction
     (:func:`~benchmark.data.protocol.relabelled`: nested labelled sets per seed), the supervised stage on the
     labelled images alone and the semi-supervised stage on the labelled and unlabelled ones, both as ``params`` sets
-    them otherwise (the same epochs: an epoch is one pass over the larger set for both), each writing under ``work``.
+    them otherwise (the same epochs: an epoch is one pass over the larger set for both), each writing under ``work``;
+    the ``(seed, fraction, stage)`` in ``kept`` are skipped (a study file holds them already).
     Yields one ``{"seed", "fraction", "stage", "init", "labelled", "unlabelled", "epochs", "accuracy", "correct"}``
     as each run ends (so a caller can keep what finished before an interruption): the test pairs' 10-fold accuracy
     and each pair's outcome (bool list, the pairs of the protocol)."""
     data = load_dataset(params)
-    done, total = 0, len(seeds) * len(fractions) * len(STUDY_STAGES)
-    for seed in seeds:
-        for fraction in fractions:
-            protocol = relabelled(data.protocol, fraction, seed)
-            split = dataclasses.replace(data, protocol=protocol)
-            for stage in STUDY_STAGES:
-                done += 1
-                print(f"label study {done}/{total}: {stage}, label fraction {fraction}, seed {seed}", flush=True)
-                section = getattr(params, stage)
-                changed = {stage: dataclasses.replace(section, images="labelled")} if stage == "supervised" else {}
-                result = run(stage, elsewhere(params, work / f"{seed}_{fraction}_{stage}", seed=seed, **changed), split)
-                yield {"seed": seed, "fraction": fraction, "stage": stage, "init": section.init,
-                       "labelled": int(len(protocol.labelled)), "unlabelled": int(len(protocol.unlabelled)),
-                       "epochs": result.metrics["epochs"],
-                       "accuracy": result.metrics["verification"]["accuracy_mean"],
-                       "correct": kfold_correct(result.scores, protocol.is_same, protocol.folds).tolist()}
+    todo = [(seed, fraction, stage) for seed in seeds for fraction in fractions for stage in STUDY_STAGES
+            if (seed, fraction, stage) not in kept]
+    for done, (seed, fraction, stage) in enumerate(todo, 1):
+        protocol = relabelled(data.protocol, fraction, seed)
+        split = dataclasses.replace(data, protocol=protocol)
+        print(f"label study {done}/{len(todo)}: {stage}, label fraction {fraction}, seed {seed}", flush=True)
+        section = getattr(params, stage)
+        changed = {stage: dataclasses.replace(section, images="labelled")} if stage == "supervised" else {}
+        result = run(stage, elsewhere(params, work / f"{seed}_{fraction}_{stage}", seed=seed, **changed), split)
+        yield {"seed": seed, "fraction": fraction, "stage": stage, "init": section.init,
+               "labelled": int(len(protocol.labelled)), "unlabelled": int(len(protocol.unlabelled)),
+               "epochs": result.metrics["epochs"],
+               "accuracy": result.metrics["verification"]["accuracy_mean"],
+               "correct": kfold_correct(result.scores, protocol.is_same, protocol.folds).tolist()}
 
 
 def freeze_layers(model: FaceModel, count: int, stage: str) -> None:
