@@ -1,9 +1,13 @@
 """Flower's deployment mode: a real SuperLink and one SuperNode per institution as separate processes on
 127.0.0.1 run the federation's ServerApp and ClientApps (3 institutions, 1 round, tiny model) over TLS with
-authenticated SuperNodes, refuse a SuperNode whose key was not registered, then stop."""
+authenticated SuperNodes, refuse a SuperNode whose key was not registered, then stop; a SuperNode restarted
+between rounds is named while it is away and rejoins from the preset model and every sum."""
 
 import json
+import re
 import subprocess
+import threading
+import time
 
 import psutil
 import pytest
@@ -14,6 +18,25 @@ from benchmark.data import stage as data_stage
 from benchmark.federated.credentials import write_credentials
 from benchmark.federated.deployment import LocalDeployment, free_port
 from benchmark.federated.tls import write_tls
+
+
+def tiny_federation(tmp_path, institutions, rounds, mode):
+    """A tiny data stage, its params file, credentials and a deployment of ``institutions`` SuperNodes."""
+    raw = {
+        "paths": {"artifacts": str(tmp_path / "a"), "reports": str(tmp_path / "r")},
+        "data": {
+            "image_size": 32,
+            "synthetic": {"identities": 4 * institutions + 4, "images_per_identity": 4, "video_frames": 4},
+            "protocol": {"folds": 2, "pairs_per_fold": 10, "institutions": institutions},
+        },
+        "federated": {"rounds": rounds, "local_epochs": 1, "batch_size": 16, "embedding_dim": 8, "min_institutions": 3},
+    }
+    params = config.build(config.Params, raw)
+    data_stage.run(params)
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(yaml.safe_dump(config.as_dict(params)))
+    creds = write_credentials(tmp_path / "credentials", institutions, params.federated.ckks)
+    return params_file, LocalDeployment(tmp_path, creds, mode)
 
 
 def test_free_port_is_bindable():
@@ -43,21 +66,8 @@ def stranger_exit(deployment, tmp_path):
 
 @pytest.mark.slow
 def test_blind_federation_runs_on_a_superlink_and_three_supernodes(tmp_path):
-    raw = {
-        "paths": {"artifacts": str(tmp_path / "a"), "reports": str(tmp_path / "r")},
-        "data": {
-            "image_size": 32,
-            "synthetic": {"identities": 16, "images_per_identity": 4, "video_frames": 4},
-            "protocol": {"folds": 2, "pairs_per_fold": 10, "institutions": 3},
-        },
-        "federated": {"rounds": 1, "local_epochs": 1, "batch_size": 16, "embedding_dim": 8, "min_institutions": 3},
-    }
-    params = config.build(config.Params, raw)
-    data_stage.run(params)
-    params_file, out = tmp_path / "params.yaml", tmp_path / "history.json"
-    params_file.write_text(yaml.safe_dump(config.as_dict(params)))
-    creds = write_credentials(tmp_path / "credentials", 3, params.federated.ckks)
-    deployment = LocalDeployment(tmp_path, creds, "blind")
+    params_file, deployment = tiny_federation(tmp_path, 3, 1, "blind")
+    out = tmp_path / "history.json"
     try:
         with deployment:
             assert len(deployment.processes) == 4 and all(p.poll() is None for p in deployment.processes)
@@ -76,3 +86,38 @@ def test_blind_federation_runs_on_a_superlink_and_three_supernodes(tmp_path):
     assert sorted(row["accepted"]) == ["institution 0", "institution 1", "institution 2"] and not row["rejected"]
     assert 0.0 <= row["accuracy"] <= 1.0 and row["bytes_sent"] > row["bytes_plaintext"] > 0
     assert not [p for p in started if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]  # all stopped
+
+
+@pytest.mark.slow
+def test_a_supernode_restarted_between_rounds_is_named_while_away_then_rejoins_from_everything(tmp_path):
+    # Prepare: 4 institutions in third_party mode, 3 rounds, a quorum of 3
+    params_file, deployment = tiny_federation(tmp_path, 4, 3, "third_party")
+    out, log = tmp_path / "history.json", tmp_path / "supernode1.log"
+    answered_round_1 = re.compile(r"ROUND 1\][^\n]*\n[^\n]*Sending: evaluate message[^\n]*\n[^\n]*Sent successfully")
+
+    def restart_after_round_1():  # institution 1's machine reboots once it has applied round 1's sum
+        deadline = time.monotonic() + 400
+        while time.monotonic() < deadline and not answered_round_1.search(log.read_text(errors="replace")):
+            time.sleep(0.5)
+        deployment.restart(1)
+
+    # Execute
+    try:
+        with deployment:
+            watcher = threading.Thread(target=restart_after_round_1)
+            watcher.start()
+            deployment.run(params_file, out, timeout=540)
+            watcher.join()
+    finally:
+        deployment.stop()
+    # Assert: named in every round it missed, resynced from the preset model and every earlier sum, back by round 3
+    rows = json.loads(out.read_text())["rounds"]
+    assert "Sending: evaluate" in log.read_text() and log.read_text().count("Starting Flower SuperNode") == 2
+    for row in rows:
+        assert len(row["accepted"]) >= 3
+        assert "institution 1" in row["accepted"] or "institution 1" in row["rejected"]
+    back = next(r["round"] for r in rows if "institution 1" in r["resynced"])
+    assert rows[back - 1]["resynced"]["institution 1"] == {"preset_model": True, "key_exchange": True,
+                                                          "sums": list(range(1, back))}
+    assert "institution 1" in rows[back - 1]["accepted"] and "institution 1" in rows[-1]["accepted"]
+    assert all("institution 1" in r["rejected"] for r in rows[1:back - 1])  # the rounds it was away

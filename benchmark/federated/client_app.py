@@ -9,11 +9,14 @@ third party's key it encrypts for). The run config gives ``params`` (path of par
 
 Messages it answers:
 
+* ``query.held``: the round and hash chain of the global model it holds (:mod:`~benchmark.federated.sync`) and
+  whether it holds the key exchange, for a server that suspects it missed something or restarted;
 * ``query`` (key exchange): refuses unless the server asks for the node's own mode and, in ``third_party``
   mode, for the trusted third party's key (:func:`~benchmark.federated.encryption.check_request`); stores that
   recipient, replies with the institutions' *public* context and its number of training images, signed;
-* ``train``: loads the global shared network (round 1: the preset parameters in the message; later
-  rounds: what it decrypted last round), trains it and its private head locally, clips and noises the update
+* ``train``: brings its global shared network to the federation's previous round (:mod:`~benchmark.federated.sync`:
+  round 1, or after a restart, the preset parameters in the message; the sums it missed; else what it decrypted last
+  round), trains it and its private head locally, clips and noises the update
   when ``federated.dp`` is on (:mod:`~benchmark.federated.dp`), packs it with
   its weight (:mod:`~benchmark.federated.aggregation`), checks it is finite, seals and signs it;
 * ``evaluate``: verifies the server's signature on the sealed sum of this round, opens it, unpacks it and
@@ -149,6 +152,12 @@ def make_client_app(mods: list | None = None) -> ClientApp:
         content = put_sealed(RecordDict(), Sealed(public, ckks.digest(public), "", int(len(idx))), 0.0,
                              _signer(context), "keys", 0)
         return Message(content, reply_to=message)
+
+    @app.query("held")
+    def held(message: Message, context: Context) -> Message:
+        held_round, chain = _held(context)
+        return Message(RecordDict({"held": ConfigRecord({"round": held_round, "chain": chain,
+                                                         "keyed": "fb.keys" in context.state})}), reply_to=message)
 
     @app.train()
     def train(message: Message, context: Context) -> Message:

@@ -103,10 +103,9 @@ class LocalDeployment:
         path = os.pathsep.join([str(bin_dir), os.environ.get("PATH", "")])
         self.env = {**os.environ, "PATH": path, "FLWR_HOME": str(self.workdir / "flwr_home"), "PYTHONPATH": root}
 
-    def _start(self, args: list[str], log: str) -> None:
-        out = open(self.workdir / log, "wb")
-        self.processes.append(subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=self.env, start_new_session=True))
-        out.close()
+    def _start(self, args: list[str], log: str) -> subprocess.Popen:
+        with open(self.workdir / log, "ab") as out:
+            return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=self.env, start_new_session=True)
 
     def __enter__(self) -> "LocalDeployment":
         home = self.workdir / "flwr_home"
@@ -114,9 +113,10 @@ class LocalDeployment:
         (home / "config.toml").write_text(CONNECTION_TOML.format(port=self.port, ca=self.tls.ca_certificate))
         tls = self.tls
         try:
-            self._start([self.bin["flower-superlink"], "--ssl-ca-certfile", str(tls.ca_certificate), "--ssl-certfile",
-                         str(tls.server_certificate), "--ssl-keyfile", str(tls.server_key), "--enable-supernode-auth",
-                         "--port", str(self.port), "--disable-runtime-dependency-installation"], "superlink.log")
+            self.processes.append(self._start(
+                [self.bin["flower-superlink"], "--ssl-ca-certfile", str(tls.ca_certificate), "--ssl-certfile",
+                 str(tls.server_certificate), "--ssl-keyfile", str(tls.server_key), "--enable-supernode-auth",
+                 "--port", str(self.port), "--disable-runtime-dependency-installation"], "superlink.log"))
             wait_for_port(self.port, 60)
             for i, (private, public) in enumerate(tls.node_keys):
                 self.register(public)
@@ -124,7 +124,7 @@ class LocalDeployment:
                 args = [self.bin["flower-supernode"], "--root-certificates", str(tls.ca_certificate),
                         "--auth-supernode-private-key", str(private), "--superlink", f"127.0.0.1:{self.port}",
                         "--port", str(free_port()), "--node-config", node]
-                self._start(args, f"supernode{i}.log")
+                self.processes.append(self._start(args, f"supernode{i}.log"))
         except BaseException:
             self.stop()
             raise
@@ -159,11 +159,20 @@ class LocalDeployment:
             time.sleep(0.5)
         return done
 
-    def descendants(self) -> list[psutil.Process]:
-        """Every live process started here, with its descendants (the SuperLink and SuperNodes start
-        ``flower-superexec``, ``flwr-serverapp`` and ``flwr-clientapp`` in sessions of their own)."""
+    def restart(self, institution: int) -> None:
+        """Stop institution ``institution``'s SuperNode (and what it started) and start it again with the same key
+        and node config, as an institution's machine that rebooted: the SuperLink knows it by its key, but its
+        state (the global model, the key exchange) is gone."""
+        old = self.processes[institution + 1]
+        _stop(self.descendants([old]))
+        old.wait(timeout=10)
+        self.processes[institution + 1] = self._start(list(old.args), f"supernode{institution}.log")
+
+    def descendants(self, processes: list[subprocess.Popen] | None = None) -> list[psutil.Process]:
+        """Every live process started here (or of ``processes``), with its descendants (the SuperLink and SuperNodes
+        start ``flower-superexec``, ``flwr-serverapp`` and ``flwr-clientapp`` in sessions of their own)."""
         found = []
-        for p in self.processes:
+        for p in self.processes if processes is None else processes:
             try:
                 root = psutil.Process(p.pid)
                 found += [root, *root.children(recursive=True)]
@@ -173,16 +182,20 @@ class LocalDeployment:
 
     def stop(self) -> None:
         """SIGTERM every process started here and its descendants, SIGKILL what is left after 10 s."""
-        procs = self.descendants()
-        for proc in procs:
-            _signal(proc, signal.SIGTERM)
-        _, alive = psutil.wait_procs(procs, timeout=10)
-        for proc in alive:
-            _signal(proc, signal.SIGKILL)
-        psutil.wait_procs(alive, timeout=10)
+        _stop(self.descendants())
         for p in self.processes:
             p.wait(timeout=10)
         self.processes.clear()
+
+
+def _stop(procs: list[psutil.Process]) -> None:
+    """SIGTERM ``procs``, SIGKILL what is left after 10 s."""
+    for proc in procs:
+        _signal(proc, signal.SIGTERM)
+    _, alive = psutil.wait_procs(procs, timeout=10)
+    for proc in alive:
+        _signal(proc, signal.SIGKILL)
+    psutil.wait_procs(alive, timeout=10)
 
 
 def _signal(proc: psutil.Process, sig: int) -> None:

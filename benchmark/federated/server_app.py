@@ -14,8 +14,10 @@ it returns. An institution refuses a mode or key other than its own node config'
 
 An institution that missed a round's sum, or lost its model (a restarted SuperNode), is brought back by the next
 train message (:mod:`~benchmark.federated.sync`: the federation's round and hash chain, the sums it lacks, and for
-one without a model the setup and the preset model), which it checks before training; ``resynced`` in the round's
-row names who got what. Faults: a reply that is an error or never comes (an institution that dropped out), a sealed update
+one without a model the setup and the preset model), which it checks before training; before a round the server asks
+each institution it suspects (offline when the last round began, failing or silent in it) which model it holds
+(``query.held``), and ``resynced`` in the round's row names who got what. An institution whose SuperNode is not
+connected when a round begins is named among that round's rejected. Faults: a reply that is an error or never comes (an institution that dropped out), a sealed update
 that fails its checks (unsigned, altered or signed by another party, malformed, of another length than the
 shared network's, corrupted, truncated, wrong key, non-finite) are rejected with the sender's name and the reason, and the round goes on with the rest; with
 fewer than ``min_institutions`` valid updates the round fails with :class:`QuorumError`. The encrypted
@@ -87,6 +89,10 @@ class KnowledgeFederation(Strategy):
         self.names: dict[int, str] = {}
         self.history: list[dict] = []
         self._sent: list[int] = []
+        self._out: dict[str, int] = {}  # message id -> the node it went to, for the phase being aggregated
+        self._pending: list[Message] = []  # the phase's messages, given their ids once Flower has sent them
+        self._absent: list[int] = []
+        self._timeout = 600.0
         self._aggregate: Aggregate | None = None
         self._train_metrics: dict[str, float] = {}
         self._key_exchange_bytes, self._opening_bytes, self._round_start, self._packed_values = 0, 0, 0.0, 0
@@ -98,6 +104,7 @@ class KnowledgeFederation(Strategy):
         self._chains: list[str] = []
         self._at: dict[int, int | None] = {}
         self._keyed: set[int] = set()
+        self._suspect: set[int] = set()
         self._resynced: dict[str, dict] = {}
         self._bar = tqdm(desc=f"federated {workflow.name}", unit="round", disable=not progress)
 
@@ -113,9 +120,9 @@ class KnowledgeFederation(Strategy):
         nodes = sorted(grid.get_node_ids())
         self._key_exchange_bytes = len(setup["recipient"]) * len(nodes)
         messages = [Message(RecordDict({"keys": setup}), dst_node_id=n, message_type="query") for n in nodes]
-        publics, failed = set(), {}
-        for reply in grid.send_and_receive(messages, timeout=timeout):
-            node = reply.metadata.src_node_id
+        publics, failed, self._timeout = set(), {}, timeout
+        for reply in self._exchange(grid, messages):
+            node = self._source(reply)
             try:
                 if reply.has_error():
                     raise CiphertextError(reply.error.reason)
@@ -143,18 +150,54 @@ class KnowledgeFederation(Strategy):
         if self.workflow.encrypted:
             self.workflow.set_institutions_context(publics.pop())
 
+    def _exchange(self, grid: Grid, messages: list[Message]) -> Iterable[Message]:
+        """Send ``messages`` and return the replies, remembering which node each message went to (:meth:`_source`)."""
+        replies = list(grid.send_and_receive(messages, timeout=self._timeout))
+        self._track(messages)
+        return replies
+
+    def _track(self, messages: Iterable[Message]) -> None:
+        self._out = {m.metadata.message_id: m.metadata.dst_node_id for m in messages}
+
+    def _source(self, reply: Message) -> int:
+        """The node a reply answers for: the destination of the message it replies to (the SuperLink itself sends the
+        error reply of a node that went offline), else its sender."""
+        return self._out.get(reply.metadata.reply_to_message_id, reply.metadata.src_node_id)
+
+    def _probe(self, grid: Grid, nodes: list[int]) -> None:
+        """Ask ``nodes`` (each suspected of having lost or missed something) which model they hold (``query.held``)
+        and set what the server sends them accordingly: the sums they lack, or everything when they hold none, lost
+        the key exchange or hold a model outside the federation's history."""
+        messages = [Message(RecordDict({"held": ConfigRecord({})}), dst_node_id=n, message_type="query.held") for n in nodes]
+        for reply in self._exchange(grid, messages):
+            node = self._source(reply)
+            if reply.has_error():
+                continue
+            held = reply.content["held"]
+            k, chain = int(held["round"]), str(held["chain"])
+            self._at[node] = k if 0 <= k < len(self._chains) and self._chains[k] == chain else None
+            if not bool(held["keyed"]):
+                self._keyed.discard(node)
+            self._suspect.discard(node)
+
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> Iterable[Message]:
         self._round_start = time.perf_counter()
         if server_round == 1:
             self._packed_values = arrays["vector"].numpy().size + 1  # AggregationRule.pack: [w * update, w]
             self._initial, self._chains = arrays, [sync.initial_chain(arrays["vector"].numpy())]
         self._sent = sorted(grid.get_node_ids())
+        self._absent = sorted(set(self.names) - set(self._sent))
+        self._suspect |= set(self._absent)  # an institution offline at a round's start may come back without its model
+        if probe := [n for n in self._sent if n in self._suspect]:
+            self._probe(grid, probe)
         # round 1 also moves the key exchange to every institution; every round, the preset model and the sums an
         # institution lacks
         self._opening_bytes = self._key_exchange_bytes if server_round == 1 else 0
         self._resynced = {}
-        return [Message(self._train_content(node, server_round), dst_node_id=node, message_type="train",
-                        group_id=str(server_round)) for node in self._sent]
+        messages = [Message(self._train_content(node, server_round), dst_node_id=node, message_type="train",
+                            group_id=str(server_round)) for node in self._sent]
+        self._pending = messages
+        return messages
 
     def _train_content(self, node: int, server_round: int) -> RecordDict:
         """The train message of ``node``: the round, the federation's chain, and what the node lacks (module
@@ -188,13 +231,17 @@ class KnowledgeFederation(Strategy):
     def aggregate_train(self, server_round: int, replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
         contributions, rejected, answered = [], {}, set()
         train_seconds = encrypt_seconds = 0.0
+        self._track(self._pending)
+        for node in self._absent:
+            rejected[self._name(node)] = f"dropped out: its SuperNode was not connected when round {server_round} began"
         for reply in replies:
-            node = reply.metadata.src_node_id
+            node = self._source(reply)
             answered.add(node)
             sender = self._name(node)
             if reply.has_error():
                 rejected[sender] = f"dropped out: {reply.error.reason}"
                 self._lost_model(node, reply.error.reason)
+                self._suspect.add(node)
                 continue
             self._at[node] = server_round - 1  # it trained, so it checked that it holds the previous round's model
             try:
@@ -212,6 +259,7 @@ class KnowledgeFederation(Strategy):
         for node in self._sent:
             if node not in answered:
                 rejected[self._name(node)] = "dropped out: no reply before the round's timeout"
+                self._suspect.add(node)
         self._check_quorum(server_round, len(contributions), rejected)
         agg = self.workflow.aggregate(contributions, self.rule)
         rejected.update(agg.rejected)
@@ -253,17 +301,22 @@ class KnowledgeFederation(Strategy):
             content = put_sealed(RecordDict(), agg.sealed, agg.weight, self.signer, "sum", server_round)
             content["config"] = ConfigRecord({"round": server_round, "evaluate": node == evaluator})
             messages.append(Message(content, dst_node_id=node, message_type="evaluate", group_id=str(server_round)))
+        self._pending = messages
         return messages
 
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
         row = self.history[-1]
         decrypt, received, verification, refused = row.pop("server_decrypt_seconds"), 0, None, {}
+        self._track(self._pending)
+        answered = set()
         for reply in replies:
-            node = reply.metadata.src_node_id
+            node = self._source(reply)
+            answered.add(node)
             if reply.has_error():
                 refused[self._name(node)] = reply.error.reason
                 LOG.warning("round %d: %s could not apply the sum: %s", server_round, self._name(node), reply.error.reason)
                 self._lost_model(node, reply.error.reason)
+                self._suspect.add(node)
                 continue
             self._at[node] = server_round
             metrics = reply.content["metrics"]
@@ -271,6 +324,9 @@ class KnowledgeFederation(Strategy):
             received += len(self._aggregate.sealed.data)
             if "accuracy_mean" in metrics:
                 verification = {k: float(metrics[k]) for k in local.VERIFICATION_KEYS}
+        for node in set(self._sent) - answered:
+            refused[self._name(node)] = "no reply before the round's timeout"
+            self._suspect.add(node)
         row.update(decrypt_seconds=decrypt, bytes_received=float(received), verification=verification, refused=refused,
                    bytes_on_wire=float(row["bytes_sent"] + received + self._opening_bytes),
                    round_wall_seconds=time.perf_counter() - self._round_start)
