@@ -45,8 +45,8 @@ clean-reports:
 # cut at 64 px, from scratch; label_study_facenet: cut for FaceNet, from the pretrained FaceNet), then per training seed and label fraction the supervised stage on the labelled faces
 # alone against the semi-supervised one on labelled and unlabelled faces, with a paired test per fraction over the
 # seeds on the same test pairs. Updates paths.label_study (docs/label_study.json, committed) under the run's init,
-# adding each run as it ends to the runs kept there (so seeds and fractions can be added later); a study made with other
-# data or params is an error unless STUDY_OPTIONS=--fresh replaces it.
+# adding each run as it ends to the runs kept there (runs kept are not redone, so seeds and fractions can be added
+# later); a study made with other data or params is an error unless STUDY_OPTIONS=--fresh replaces it.
 STUDY_TRAIN ?= ../shared/data/real/celeba
 STUDY_FRACTIONS ?= 0.05,0.1,0.25,1.0
 STUDY_SEEDS ?= 0,1,2
