@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export PYTHONHASHSEED := 0
 
-.PHONY: setup repro test label-study tune gate-sweep seeds clean-reports
+.PHONY: setup repro test label-study tune gate-sweep fl-deploy seeds clean-reports
 
 setup: $(STAMP)
 
@@ -89,6 +89,16 @@ GATE_SWITCHES ?= 0.25,0.5,0.75
 gate-sweep: setup $(DATA_NOTE)
 	dvc repro data
 	facebench gate-sweep --thresholds $(GATE_THRESHOLDS) --switches $(GATE_SWITCHES)
+
+# The federation in Flower's deployment mode (issue 16): per mode, a SuperLink and one SuperNode process per institution
+# on this machine (TLS, authenticated SuperNodes, the links through a byte-counting relay) run params.yaml's
+# federation; writes paths.federated_deployment (docs/federated_deployment.json, committed: each round's wall time and
+# the bytes its links carried), which the federated stage adds to federated.json.
+FL_MODES ?= third_party,blind
+
+fl-deploy: setup $(DATA_NOTE)
+	dvc repro data
+	facebench fl-deploy --modes $(FL_MODES)
 
 # Seed runs (issue 13): the workspace's pipeline, then one DVC experiment per training seed that reruns the training
 # stages and evaluate (the data stage reads data.seed, not seed: every run has the same faces and test pairs).

@@ -20,6 +20,11 @@
                                                 train the gated stage over thresholds, natural_then_at over switch
                                                 points, PGD-AT and TRADES on validation pairs; write their cost and
                                                 worst-case robustness and each knob's choice (``make gate-sweep``)
+    facebench fl-deploy [--modes M,..] [--timeout S] [--out FILE]
+                                                run the federation in Flower's deployment mode (a SuperLink and one
+                                                SuperNode process per institution, TLS, authenticated nodes), once
+                                                per mode; write each round's wall time and the bytes its links
+                                                carried (``make fl-deploy``)
     facebench label-study [--fractions F,..] [--seeds S,..] [--out FILE] [--fresh]
                                                 train supervised-only and semi-supervised per label fraction and
                                                 seed on the data stage's training source; add each run as it ends
@@ -320,6 +325,30 @@ def _label_study(args: argparse.Namespace, params: config.Params) -> None:
     print(f"wrote {out}: {init}, {len(runs)} runs")
 
 
+def _fl_deploy(args: argparse.Namespace, params: config.Params) -> None:
+    import datetime
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from benchmark import io
+    from benchmark.federated.deployment import measure
+
+    modes, allowed = [m for m in args.modes.split(",") if m], ("third_party", "blind", "plaintext")
+    if not modes or any(m not in allowed for m in modes) or args.timeout <= 0:
+        raise ConfigError(f"--modes {args.modes!r} / --timeout {args.timeout}: modes must be some of {', '.join(allowed)} "
+                          "separated by commas, the timeout a positive number of seconds")
+    manifest = _manifest(params)
+    with tempfile.TemporaryDirectory(prefix="fl-deploy-") as work:
+        result = measure(Path(args.params).resolve(), params.data.protocol.institutions, params.federated.ckks, modes,
+                         Path(work), args.timeout)
+    out = Path(args.out or params.paths.federated_deployment)
+    io.write_json(out, {"command": _command("fl-deploy"), "date": datetime.date.today().isoformat(),
+                        "machine": {"cpus": os.cpu_count()}, "data_hashes": manifest["hashes"],
+                        "federated": config.as_dict(params.federated), "modes": result})
+    print(f"wrote {out}: {', '.join(result)}")
+
+
 def _manifest(params: config.Params) -> dict:
     from pathlib import Path
 
@@ -393,6 +422,7 @@ def main(argv: list[str] | None = None) -> int:
         ("db", _db, "list, show, remove or update the people enrolled in an identity database"),
         ("perf", _perf, "run the speed benchmarks and write reports/perf.json"),
         ("gate-sweep", _gate_sweep, "place the gate's thresholds against natural_then_at, PGD-AT and TRADES on validation pairs"),
+        ("fl-deploy", _fl_deploy, "the federation as a SuperLink and SuperNode processes: round wall time, bytes on the wire"),
         ("label-study", _label_study, "supervised-only vs semi-supervised per label fraction and seed, paired tests"),
         ("seeds", _seeds, "collect the runs over training seeds (make seeds) into reports/metrics/seeds.json"),
         ("preset", _preset, "write params.yaml merged with a named preset"),
@@ -432,6 +462,10 @@ def main(argv: list[str] | None = None) -> int:
     commands["gate-sweep"][1].add_argument("--switches", default="0.25,0.5,0.75",
                                            help="natural_then_at's switch points, comma-separated (default: %(default)s)")
     commands["gate-sweep"][1].add_argument("--out", default=None, help="file to write (default: paths.gate_sweep)")
+    commands["fl-deploy"][1].add_argument("--modes", default="third_party,blind", help="modes to run (default: %(default)s)")
+    commands["fl-deploy"][1].add_argument("--timeout", type=float, default=3600.0, help="seconds per run (default: %(default)s)")
+    commands["fl-deploy"][1].add_argument("--out", default=None,
+                                          help="file to write (default: paths.federated_deployment)")
     commands["label-study"][1].add_argument("--fractions", default="0.05,0.1,0.25,1.0",
                                             help="label fractions, comma-separated (default: %(default)s)")
     commands["label-study"][1].add_argument("--seeds", default="0,1,2",

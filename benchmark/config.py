@@ -386,14 +386,16 @@ class HardenedConfig(AdversarialTrainingConfig):
 
 @dataclass(frozen=True)
 class PathsConfig:
-    """Where stages write, relative to the repository root; ``gate_sweep`` and ``label_study``: the files ``make
-    gate-sweep`` and ``make label-study`` write and the report reads (committed: the validation sweep behind the
-    gate's default threshold, and the semi-supervised label-fraction study on real faces)."""
+    """Where stages write, relative to the repository root; ``gate_sweep``, ``label_study`` and
+    ``federated_deployment``: the files ``make gate-sweep``, ``make label-study`` and ``make fl-deploy`` write and the
+    stages read (committed: the validation sweep behind the gate's default threshold, the semi-supervised
+    label-fraction study on real faces, the federation's measurement in deployment mode)."""
 
     artifacts: str = "artifacts"
     reports: str = "reports"
     gate_sweep: str = "docs/gate_sweep.json"
     label_study: str = "docs/label_study.json"
+    federated_deployment: str = "docs/federated_deployment.json"
 
 
 @dataclass(frozen=True)

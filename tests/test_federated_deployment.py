@@ -5,6 +5,7 @@ between rounds is named while it is away and rejoins from the preset model and e
 
 import json
 import re
+import socket
 import subprocess
 import threading
 import time
@@ -13,10 +14,12 @@ import psutil
 import pytest
 import yaml
 
-from benchmark import config
+from benchmark import cli, config
 from benchmark.data import stage as data_stage
 from benchmark.federated.credentials import write_credentials
 from benchmark.federated.deployment import LocalDeployment, free_port
+from benchmark.federated.stage import add_deployment
+from benchmark.federated.wire import CountingRelay
 from benchmark.federated.tls import write_tls
 
 
@@ -85,6 +88,8 @@ def test_blind_federation_runs_on_a_superlink_and_three_supernodes(tmp_path):
     row = history["rounds"][0]
     assert sorted(row["accepted"]) == ["institution 0", "institution 1", "institution 2"] and not row["rejected"]
     assert 0.0 <= row["accuracy"] <= 1.0 and row["bytes_sent"] > row["bytes_plaintext"] > 0
+    # the links carried every serialized payload the server counted, and their framing
+    assert deployment.relay.between(row["started_at"], row["ended_at"]) > row["bytes_on_wire"]
     assert not [p for p in started if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]  # all stopped
 
 
@@ -121,3 +126,52 @@ def test_a_supernode_restarted_between_rounds_is_named_while_away_then_rejoins_f
                                                           "sums": list(range(1, back))}
     assert "institution 1" in rows[back - 1]["accepted"] and "institution 1" in rows[-1]["accepted"]
     assert all("institution 1" in r["rejected"] for r in rows[1:back - 1])  # the rounds it was away
+
+
+def test_the_relay_counts_every_byte_both_ways_and_when():
+    # Prepare: an echo server behind the relay
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def echo():
+        conn, _ = server.accept()
+        while data := conn.recv(4096):
+            conn.sendall(data)
+        conn.close()
+
+    threading.Thread(target=echo, daemon=True).start()
+    # Execute: 100,000 bytes out, the same back
+    with CountingRelay(server.getsockname()[1]) as relay:
+        start = time.time()
+        with socket.create_connection(("127.0.0.1", relay.port)) as client:
+            client.sendall(b"x" * 100_000)
+            got = b""
+            while len(got) < 100_000:
+                got += client.recv(65536)
+        end = time.time()
+        time.sleep(0.2)
+        # Assert
+        assert got == b"x" * 100_000 and relay.sent == relay.received == 100_000 and relay.total() == 200_000
+        assert relay.between(start, end + 0.2) == 200_000 and relay.between(end + 1, end + 2) == 0
+    server.close()
+
+
+def test_the_stage_adds_the_deployment_measurement_to_each_mode_it_measured(tmp_path):
+    params = config.build(config.Params, {"paths": {"federated_deployment": str(tmp_path / "dep.json")}})
+    metrics = {"blind": {}, "plaintext": {}}
+    add_deployment(metrics, params)  # no measurement: nothing added
+    assert metrics == {"blind": {}, "plaintext": {}}
+    measured = {"command": "facebench fl-deploy", "date": "2026-12-07", "federated": config.as_dict(params.federated),
+                "modes": {"blind": {"round_wall_seconds": [50.0], "bytes_on_wire": [61_000_000]}}}
+    (tmp_path / "dep.json").write_text(json.dumps(measured))
+    add_deployment(metrics, params)
+    assert metrics["blind"]["deployment"]["bytes_on_wire"] == [61_000_000] and "deployment" not in metrics["plaintext"]
+    assert metrics["blind"]["deployment"]["same_settings"] is True and metrics["blind"]["deployment"]["date"] == "2026-12-07"
+    measured["federated"]["rounds"] += 1
+    (tmp_path / "dep.json").write_text(json.dumps(measured))
+    add_deployment(metrics, params)
+    assert metrics["blind"]["deployment"]["same_settings"] is False
+
+
+def test_fl_deploy_refuses_an_unknown_mode_in_one_line(capsys):
+    assert cli.main(["fl-deploy", "--modes", "third_party,secret"]) == 2
+    assert "--modes 'third_party,secret'" in capsys.readouterr().err

@@ -1,6 +1,7 @@
 """Flower's deployment mode on one machine: a SuperLink and one SuperNode per institution as separate
-processes on 127.0.0.1, and ``flwr run`` submitting the federation's apps to them. The links run TLS with
-certificates generated for the run, and the SuperLink admits only the SuperNodes whose keys were registered
+processes on 127.0.0.1, and ``flwr run`` submitting the federation's apps to them. The SuperNodes reach the
+SuperLink through a :class:`~benchmark.federated.wire.CountingRelay`, which counts the bytes on their links
+(:func:`measure`). The links run TLS with certificates generated for the run, and the SuperLink admits only the SuperNodes whose keys were registered
 (:mod:`benchmark.federated.tls`).
 
 flwr 1.42 serves the SuperLink's Fleet, Control and Runtime APIs over HTTP on one port; each SuperNode
@@ -28,8 +29,10 @@ from pathlib import Path
 import psutil
 
 import benchmark
-from benchmark.federated.credentials import Credentials
+from benchmark.config import CkksConfig
+from benchmark.federated.credentials import Credentials, write_credentials
 from benchmark.federated.tls import write_tls
+from benchmark.federated.wire import CountingRelay
 
 APP_TOML = """[build-system]
 requires = ["hatchling"]
@@ -96,6 +99,7 @@ class LocalDeployment:
         self.creds, self.mode = creds, mode
         self.tls = write_tls(self.workdir / "tls", creds.institutions)
         self.port = free_port()
+        self.relay: CountingRelay | None = None
         self.processes: list[subprocess.Popen] = []
         bin_dir = Path(sys.executable).parent
         self.bin = {name: str(bin_dir / name) for name in ("flower-superlink", "flower-supernode", "flwr")}
@@ -118,11 +122,12 @@ class LocalDeployment:
                  str(tls.server_certificate), "--ssl-keyfile", str(tls.server_key), "--enable-supernode-auth",
                  "--port", str(self.port), "--disable-runtime-dependency-installation"], "superlink.log"))
             wait_for_port(self.port, 60)
+            self.relay = CountingRelay(self.port).__enter__()
             for i, (private, public) in enumerate(tls.node_keys):
                 self.register(public)
                 node = toml_pairs(self.creds.node_config(i, self.mode), " ")
                 args = [self.bin["flower-supernode"], "--root-certificates", str(tls.ca_certificate),
-                        "--auth-supernode-private-key", str(private), "--superlink", f"127.0.0.1:{self.port}",
+                        "--auth-supernode-private-key", str(private), "--superlink", f"127.0.0.1:{self.relay.port}",
                         "--port", str(free_port()), "--node-config", node]
                 self.processes.append(self._start(args, f"supernode{i}.log"))
         except BaseException:
@@ -186,6 +191,8 @@ class LocalDeployment:
         for p in self.processes:
             p.wait(timeout=10)
         self.processes.clear()
+        if self.relay is not None:
+            self.relay.close()
 
 
 def _stop(procs: list[psutil.Process]) -> None:
@@ -203,3 +210,31 @@ def _signal(proc: psutil.Process, sig: int) -> None:
         proc.send_signal(sig)
     except psutil.NoSuchProcess:
         return
+
+
+def measure(params_file: Path, institutions: int, ckks: CkksConfig, modes: list[str], workdir: Path,
+            timeout: float) -> dict:
+    """Run the federation of ``params_file`` once per mode in deployment mode (``institutions`` SuperNodes, fresh
+    credentials and TLS files under ``workdir``). Returns per mode, per round: ``round_wall_seconds`` (the server's,
+    from sending the train messages to the last evaluate reply), ``bytes_on_wire`` (what the relay carried in the
+    round both ways, round 1 from the key exchange on), ``payload_bytes`` (the server's count of serialized payloads,
+    the in-process stage's ``bytes_on_wire``), ``accuracy``, ``accepted``; and ``run_bytes``, everything the relay
+    carried from the first SuperNode's connection to the end (app bundle and heartbeats too)."""
+    out = {}
+    for mode in modes:
+        print(f"deployment: {mode}, {institutions} SuperNodes", flush=True)
+        where = Path(workdir) / mode
+        where.mkdir(parents=True, exist_ok=True)
+        deployment = LocalDeployment(where, write_credentials(where / "credentials", institutions, ckks), mode)
+        history = where / "history.json"
+        with deployment:
+            deployment.run(params_file, history, timeout)
+            rows = json.loads(history.read_text())["rounds"]
+            out[mode] = {"round_wall_seconds": [r["round_wall_seconds"] for r in rows],
+                         "bytes_on_wire": [deployment.relay.between(r["started_at"], r["ended_at"]) for r in rows],
+                         "payload_bytes": [r["bytes_on_wire"] for r in rows],
+                         "accuracy": [r["accuracy"] for r in rows], "accepted": [r["accepted"] for r in rows],
+                         "run_bytes": deployment.relay.total()}
+        print(f"deployment: {mode}: {out[mode]['round_wall_seconds']} s a round, {out[mode]['bytes_on_wire']} bytes",
+              flush=True)
+    return out

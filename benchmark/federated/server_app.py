@@ -28,7 +28,8 @@ fails its signature or transport checks) is recorded per round in ``refused`` wi
 Per round it records (``history``): accuracy (verification on the test pairs, reported by one
 institution), the seconds spent encrypting, aggregating and decrypting (all parties), local training
 seconds, the round's wall-clock seconds (``round_wall_seconds``: from sending the train messages to the last
-evaluate reply), payload bytes (sealed updates sent to the server, the sealed sum sent back, and
+evaluate reply; ``started_at`` / ``ended_at``: the same span as ``time.time()``, round 1 from the key exchange on),
+payload bytes (sealed updates sent to the server, the sealed sum sent back, and
 ``bytes_on_wire``: both plus, in round 1, the key exchange and the preset model sent to every institution;
 serialized payloads, without gRPC or TLS framing) and the same updates' float32 size, and who was accepted,
 rejected or refused the sum.
@@ -93,6 +94,7 @@ class KnowledgeFederation(Strategy):
         self._pending: list[Message] = []  # the phase's messages, given their ids once Flower has sent them
         self._absent: list[int] = []
         self._timeout = 600.0
+        self._exchange_started_at = self._round_started_at = 0.0  # time.time() of the key exchange, of the round
         self._aggregate: Aggregate | None = None
         self._train_metrics: dict[str, float] = {}
         self._key_exchange_bytes, self._opening_bytes, self._round_start, self._packed_values = 0, 0, 0.0, 0
@@ -115,6 +117,7 @@ class KnowledgeFederation(Strategy):
         """Send the mode and what to encrypt for; collect each institution's signed public context (all must
         agree) and name. QuorumError naming every institution that refused or failed, and why, when fewer than
         the quorum answered."""
+        self._exchange_started_at = time.time()
         setup = ConfigRecord({"mode": self.workflow.name, "recipient": self.workflow.public_context() or b""})
         self._setup = setup
         nodes = sorted(grid.get_node_ids())
@@ -182,6 +185,8 @@ class KnowledgeFederation(Strategy):
 
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> Iterable[Message]:
         self._round_start = time.perf_counter()
+        # round 1 counts from the key exchange on
+        self._round_started_at = self._exchange_started_at if server_round == 1 else time.time()
         if server_round == 1:
             self._packed_values = arrays["vector"].numpy().size + 1  # AggregationRule.pack: [w * update, w]
             self._initial, self._chains = arrays, [sync.initial_chain(arrays["vector"].numpy())]
@@ -329,7 +334,8 @@ class KnowledgeFederation(Strategy):
             self._suspect.add(node)
         row.update(decrypt_seconds=decrypt, bytes_received=float(received), verification=verification, refused=refused,
                    bytes_on_wire=float(row["bytes_sent"] + received + self._opening_bytes),
-                   round_wall_seconds=time.perf_counter() - self._round_start)
+                   round_wall_seconds=time.perf_counter() - self._round_start,
+                   started_at=self._round_started_at, ended_at=time.time())
         row["accuracy"] = verification["accuracy_mean"] if verification else math.nan
         self._bar.update(1)
         self._bar.set_postfix(accuracy=f"{row['accuracy']:.3f}", rejected=len(row["rejected"]))

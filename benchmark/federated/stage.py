@@ -17,7 +17,9 @@ Writes (atomically):
   ``round_wall_seconds``, ``bytes_on_wire``, ``rejected`` (updates the server refused, by sender, with the
   reason), ``refused`` (institutions that refused the round's sum, with the reason) and ``resynced`` (institutions
   that got a missed sum, the preset model or the setup again: :mod:`benchmark.federated.sync`), ``dp_epsilon`` (null
-  when ``federated.dp`` is off, else :func:`benchmark.federated.dp.epsilon_record`) and ``server_holds_secret_key``; ``targets``; ``keys`` (:func:`key_evidence`);
+  when ``federated.dp`` is off, else :func:`benchmark.federated.dp.epsilon_record`) and ``server_holds_secret_key``;
+  ``deployment`` (:func:`add_deployment`: the measurement in Flower's deployment mode, when there is one); ``targets``;
+  ``keys`` (:func:`key_evidence`);
   ``privacy``;
 * ``<reports>/plots/federated_rounds.json``: accuracy per round and mode (for ``dvc plots``).
 """
@@ -144,6 +146,20 @@ def key_evidence(cfg: CkksConfig) -> dict:
     }
 
 
+def add_deployment(metrics: dict, params: Params) -> None:
+    """Add ``make fl-deploy``'s measurement (``paths.federated_deployment``, when it exists) under each measured mode
+    as ``deployment``, with its command, date and whether it ran this run's ``federated`` settings."""
+    path = Path(params.paths.federated_deployment)
+    if not path.is_file():
+        return
+    measured = json.loads(path.read_text())
+    same = measured["federated"] == json.loads(json.dumps(config.as_dict(params.federated)))
+    for mode, rows in measured["modes"].items():
+        if mode in metrics:
+            metrics[mode]["deployment"] = {**rows, "command": measured["command"], "date": measured["date"],
+                                           "same_settings": same}
+
+
 def run(params: Params, progress: bool = True) -> dict:
     """Run every mode of ``federated.modes``, the privacy evidence (on the plaintext run, or the first
     federated mode's), write models, metrics and plot data; returns ``{"metrics": ..., "models": {mode:
@@ -169,6 +185,7 @@ def run(params: Params, progress: bool = True) -> dict:
                     "verification": metrics[mode]["verification"], "rounds": params.federated.rounds,
                     "validation": validation_meta(result.model, val_pairs(data))}
             save_model(result.model, artifacts / "models" / f"federated_{mode}.pt", meta)
+    add_deployment(metrics, params)
     out = {**metrics, "institutions": params.data.protocol.institutions, "rounds": params.federated.rounds,
            "local_epochs": params.federated.local_epochs, "params": int(len(local.shared_vector(next(iter(models.values()))))),
            "targets": targets(metrics), "keys": key_evidence(params.federated.ckks)}
