@@ -307,15 +307,14 @@ def _label_study(args: argparse.Namespace, params: config.Params) -> None:
             raise ConfigError(f"{out}: its {init!r} study differs from this one in {', '.join(differs)}; pass --fresh "
                               "to replace it, or --out another file")
     runs = [loaded_run(r) for r in kept["runs"]] if kept else []
+    kept_runs = frozenset((r["seed"], r["fraction"], r["stage"]) for r in runs)
     with tempfile.TemporaryDirectory(prefix="label-study-") as work:
-        kept_runs = frozenset((r["seed"], r["fraction"], r["stage"]) for r in runs)
         for run in stage.label_study(params, fractions, [int(s) for s in seeds], Path(work), kept_runs):
             runs = merged_runs(runs, [run])
             every = {key: ",".join(f"{v:g}" for v in sorted({r[key] for r in runs})) for key in ("fraction", "seed")}
             command = (f"facebench label-study --params {args.params} --fractions {every['fraction']} "
                        f"--seeds {every['seed']}" + (f" --out {args.out}" if args.out else ""))
-            study[init] = {"command": command,
-                           "date": datetime.date.today().isoformat(), **basis,
+            study[init] = {"command": command, "date": datetime.date.today().isoformat(), **basis,
                            "fractions": study_table(runs).get(init, {}), "runs": [stored_run(r) for r in runs]}
             io.write_json(out, study)
     for fraction, row in study[init]["fractions"].items():

@@ -114,10 +114,10 @@ def _apply_sum(content: RecordDict, context: Context, params: config.Params, ser
     return decrypt_seconds
 
 
-def _catch_up(content: RecordDict, context: Context, params: config.Params, server_round: int) -> list[int]:
+def _catch_up(content: RecordDict, context: Context, params: config.Params, server_round: int) -> None:
     """Bring the held model to the federation's of the round before ``server_round`` (:mod:`~benchmark.federated.sync`):
     take the setup and preset model when sent, apply the replayed sums it lacks; StaleModel naming what it holds
-    unless it then holds the federation's round and chain. Returns the rounds whose sums it applied."""
+    unless it then holds the federation's round and chain."""
     if "keys" in content:
         _accept_setup(content["keys"], context)
     if "global" in content:
@@ -127,16 +127,14 @@ def _catch_up(content: RecordDict, context: Context, params: config.Params, serv
     if "fb.global" not in context.state or "fb.keys" not in context.state:
         raise StaleModel(f"{name} holds no global model or key exchange (a restarted SuperNode?); it needs the preset "
                          "model and every sum")
-    wanted, applied = content["sync"], []
+    wanted = content["sync"]
     for k in wanted["replay"]:
         if k > _held(context)[0]:
             _apply_sum(content, context, params, int(k), slot=f"sum{k}.")
-            applied.append(int(k))
     held, chain = _held(context)
     if (held, chain) != (server_round - 1, str(wanted["chain"])):
         raise StaleModel(f"{name} holds the model of round {held} (chain {chain[:12]}), but round {server_round} "
                          f"trains from the model of round {server_round - 1} (chain {str(wanted['chain'])[:12]})")
-    return applied
 
 
 def make_client_app(mods: list | None = None) -> ClientApp:
@@ -163,7 +161,7 @@ def make_client_app(mods: list | None = None) -> ClientApp:
     def train(message: Message, context: Context) -> Message:
         params = _params(context)
         server_round = int(message.content["config"]["round"])
-        replayed = _catch_up(message.content, context, params, server_round)
+        _catch_up(message.content, context, params, server_round)
         cipher = _cipher(context)
         data, idx = _own_images(context, params)
         model = local.new_model(params, data.geometry)
@@ -180,8 +178,7 @@ def make_client_app(mods: list | None = None) -> ClientApp:
         encrypt_seconds = time.perf_counter() - tick if cipher.recipient is not None else 0.0
         content = put_sealed(RecordDict(), sealed, rule.weight(result.num_examples), _signer(context), "update", server_round)
         content["metrics"] = MetricRecord(
-            {"train_seconds": result.seconds, "encrypt_seconds": encrypt_seconds, "num_examples": result.num_examples,
-             "replayed_sums": len(replayed)}
+            {"train_seconds": result.seconds, "encrypt_seconds": encrypt_seconds, "num_examples": result.num_examples}
         )
         return Message(content, reply_to=message)
 

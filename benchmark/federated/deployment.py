@@ -1,8 +1,8 @@
 """Flower's deployment mode on one machine: a SuperLink and one SuperNode per institution as separate
 processes on 127.0.0.1, and ``flwr run`` submitting the federation's apps to them. The SuperNodes reach the
 SuperLink through a :class:`~benchmark.federated.wire.CountingRelay`, which counts the bytes on their links
-(:func:`measure`). The links run TLS with certificates generated for the run, and the SuperLink admits only the SuperNodes whose keys were registered
-(:mod:`benchmark.federated.tls`).
+(:func:`measure`). The links run TLS with certificates generated for the run, and the SuperLink admits only the
+SuperNodes whose keys were registered (:mod:`benchmark.federated.tls`).
 
 flwr 1.42 serves the SuperLink's Fleet, Control and Runtime APIs over HTTP on one port; each SuperNode
 serves its ClientApp runtime API on its own port and starts a ``flwr-clientapp`` process per message;

@@ -6,8 +6,9 @@ in-process :class:`LocalGrid`: a ``flwr.serverapp.Grid`` whose ``send_and_receiv
 to the ClientApp of its destination node (one ``Context`` per institution, kept between messages as a
 SuperNode keeps it) and returns the replies. A ClientApp that raises yields an error reply
 (``ErrorCode.CLIENT_APP_RAISED_EXCEPTION``) and leaves the node's state as it was before the message, as a
-SuperNode does. Messages are passed as objects, not serialized; bytes on the wire are counted from the sealed payloads. The same apps run in Flower's
-deployment mode (SuperLink + SuperNodes as processes): :mod:`benchmark.federated.deployment`.
+SuperNode does. Messages are passed as objects, not serialized; bytes on the wire are counted from the sealed
+payloads. The same apps run in Flower's deployment mode (SuperLink + SuperNodes as processes):
+:mod:`benchmark.federated.deployment`.
 """
 
 from __future__ import annotations

@@ -17,7 +17,9 @@ train message (:mod:`~benchmark.federated.sync`: the federation's round and hash
 one without a model the setup and the preset model), which it checks before training; before a round the server asks
 each institution it suspects (offline when the last round began, failing or silent in it) which model it holds
 (``query.held``), and ``resynced`` in the round's row names who got what. An institution whose SuperNode is not
-connected when a round begins is named among that round's rejected. Faults: a reply that is an error or never comes (an institution that dropped out), a sealed update
+connected when a round begins is named among that round's rejected.
+
+Faults: a reply that is an error or never comes (an institution that dropped out), a sealed update
 that fails its checks (unsigned, altered or signed by another party, malformed, of another length than the
 shared network's, corrupted, truncated, wrong key, non-finite) are rejected with the sender's name and the reason, and the round goes on with the rest; with
 fewer than ``min_institutions`` valid updates the round fails with :class:`QuorumError`. The encrypted
