@@ -204,6 +204,12 @@ def test_federated_findings_give_the_he_cost_and_the_claims():
     assert noised[2] == ("Differential privacy at the institutions: each update clipped to L2 norm 0.5 with Gaussian noise "
                          "multiplier 1; epsilon per institution 4.21 a round, 6.10 after 2 rounds (delta 1e-05).")
     assert findings.federated(None, decided, "heldout") == ["The federated stage did not run."]
+    deployed = {**fed["third_party"], "deployment": {"command": "facebench fl-deploy", "date": "2026-12-07",
+                                                     "same_settings": False, "round_wall_seconds": [88.2, 83.4],
+                                                     "bytes_on_wire": [380_052_972, 336_673_890]}}
+    assert findings.federated({**fed, "third_party": deployed}, decided, "heldout")[1] == (
+        "third_party in deployment mode (facebench fl-deploy, 2026-12-07; other federated settings): rounds of 88, 83 s "
+        "wall time carrying 380, 337 MB on the SuperNodes' links.")
 
 
 def test_benchmarks_table_has_a_row_per_set_in_order():

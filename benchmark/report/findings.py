@@ -172,7 +172,8 @@ def gate_front(pareto: dict) -> list[str]:
 
 
 def federated(fed: dict | None, decided: list[dict] | None, benchmark: str) -> list[str]:
-    """Knowledge federation: the encrypted modes' HE cost, their claims against plaintext FedAvg and plaintext
+    """Knowledge federation: the encrypted modes' HE cost and their measurement in deployment mode when there is one,
+    their claims against plaintext FedAvg and plaintext
     FedAvg's against centralized training (decided on ``benchmark``), the institutions' differential privacy (epsilon
     or off), and the gradient-inversion measurement."""
     if not fed:
@@ -185,6 +186,12 @@ def federated(fed: dict | None, decided: list[dict] | None, benchmark: str) -> l
             he = sum(map(sum, (m["encrypt_seconds"], m["aggregate_seconds"], m["decrypt_seconds"]))) / rounds
             out.append(f"{mode}: {he:.1f} s of encryption work and {sum(m['bytes_sent']) / rounds / 1e6:.0f} MB sent "
                        "per round.")
+        if m and m.get("deployment"):
+            d = m["deployment"]
+            out.append(f"{mode} in deployment mode ({d['command']}, {d['date']}; "
+                       f"{'these' if d['same_settings'] else 'other'} federated settings): rounds of "
+                       f"{', '.join(f'{s:.0f}' for s in d['round_wall_seconds'])} s wall time carrying "
+                       f"{', '.join(f'{b / 1e6:.0f}' for b in d['bytes_on_wire'])} MB on the SuperNodes' links.")
     out += claims(decided, "federated", benchmark)
     dp = next((m["dp_epsilon"] for m in fed.values() if isinstance(m, dict) and m.get("dp_epsilon")), None)
     out.append(f"Differential privacy at the institutions: each update clipped to L2 norm {dp['clip']:g} with Gaussian "
