@@ -339,8 +339,7 @@ def _fl_deploy(args: argparse.Namespace, params: config.Params) -> None:
                           "separated by commas, the timeout a positive number of seconds")
     manifest = _manifest(params)
     with tempfile.TemporaryDirectory(prefix="fl-deploy-") as work:
-        result = measure(Path(args.params).resolve(), params.data.protocol.institutions, params.federated.ckks, modes,
-                         Path(work), args.timeout)
+        result = measure(Path(args.params).resolve(), params, modes, Path(work), args.timeout)
     out = Path(args.out or params.paths.federated_deployment)
     io.write_json(out, {"command": _command("fl-deploy"), "date": datetime.date.today().isoformat(),
                         "machine": {"cpus": os.cpu_count()}, "data_hashes": manifest["hashes"],

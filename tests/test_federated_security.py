@@ -1,6 +1,6 @@
 """Security of the federation: no downgrade, no subtraction quorum, signed payloads; each fault in a real
 in-process Flower round names who and why; an institution that misses a sum or restarts without its model is named,
-then resynced."""
+then resynced; an institution given its own data file reads no other's faces."""
 
 import json
 import re
@@ -14,7 +14,7 @@ from flwr.app import ConfigRecord
 from benchmark import config
 from benchmark.config import CkksConfig
 from benchmark.data import stage as data_stage
-from benchmark.federated import ckks, stage, sync
+from benchmark.federated import ckks, local, stage, sync
 from benchmark.federated.aggregation import create_aggregation
 from benchmark.federated.ckks import CiphertextError, Sealed
 from benchmark.federated.client_app import make_client_app
@@ -23,6 +23,7 @@ from benchmark.federated.encryption import RefusedRequest, check_request, create
 from benchmark.federated.grid import run_local
 from benchmark.federated.identity import Roster, Signer, write_identities
 from benchmark.federated.messages import put_sealed
+from benchmark.federated.partition import load_partition, write_partitions
 from benchmark.federated.server_app import KnowledgeFederation, QuorumError, make_server_app
 
 CFG = CkksConfig()
@@ -351,3 +352,34 @@ def test_the_chain_names_a_model_by_its_history_and_stale_errors_are_recognised_
     assert sync.is_stale("StaleModel: institution 1 holds no global model")  # the in-process grid
     assert sync.is_stale("<class 'benchmark.federated.sync.StaleModel'>:<'institution 1 ...'>")  # a SuperNode
     assert not sync.is_stale("ConnectionError: lost its connection")
+
+
+# --- each institution reads only its own faces (benchmark/federated/partition.py) ----------------------------------
+
+def test_an_institutions_file_holds_its_own_training_faces_and_the_public_test_pairs_only(tiny, tmp_path):
+    params, _, _ = tiny
+    data = local.dataset(params)
+    files = write_partitions(data, 4, tmp_path)
+    p = data.protocol
+    for k, path in enumerate(files):
+        part = load_partition(path)
+        own = set(data.labels[p.institution == k])
+        others = set(data.labels[(p.institution >= 0) & (p.institution != k)])
+        assert set(part.labels[part.protocol.train]) == own and not (set(part.labels) & others)
+        assert np.array_equal(part.labels[part.protocol.pairs], data.labels[p.pairs])
+        assert np.array_equal(part.images[part.protocol.pairs], data.images[p.pairs])
+        assert np.array_equal(local.institution_images(part, k, "all"), part.protocol.train)
+
+
+def test_supernodes_given_their_own_files_federate_without_the_pooled_faces(tiny, tmp_path):
+    params, params_file, creds = tiny
+    files = write_partitions(local.dataset(params), 4, tmp_path / "institutions")
+    out, pooled = tmp_path / "history.json", Path(params.paths.artifacts) / "data" / "faces.npz"
+    hidden = pooled.rename(pooled.with_suffix(".hidden"))  # no node can read the pooled file
+    try:
+        run_local(make_server_app(progress=False), make_client_app(),
+                  [creds.node_config(i, "blind", files[i]) for i in range(4)], creds.run_config(params_file, "blind", out))
+    finally:
+        hidden.rename(pooled)
+    row = json.loads(out.read_text())["rounds"][0]
+    assert len(row["accepted"]) == 4 and not row["rejected"] and np.isfinite(row["accuracy"])

@@ -3,7 +3,8 @@
 Each SuperNode is one institution. Its ``node_config`` (:meth:`~benchmark.federated.credentials.Credentials.
 node_config`) gives ``partition-id`` (the institution index of :attr:`benchmark.data.protocol.Protocol.institution`),
 ``mode`` (the one mode it agreed to), ``signing-key`` (its Ed25519 key) and ``roster`` (every party's verifying
-key), and in the encrypted modes ``keys`` (the institutions' shared CKKS key pair, distributed among institutions
+key), optionally ``data`` (the institution's own data file, :mod:`~benchmark.federated.partition`), and in the
+encrypted modes ``keys`` (the institutions' shared CKKS key pair, distributed among institutions
 out of band, never to the server) and, in ``third_party`` mode, ``third-party-key`` (the fingerprint of the
 third party's key it encrypts for). The run config gives ``params`` (path of params.yaml).
 
@@ -28,6 +29,7 @@ The head and the global network stay in the node's ``context.state`` between mes
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 
@@ -42,6 +44,7 @@ from benchmark.federated.ckks import Sealed
 from benchmark.federated.encryption import SERVER, InstitutionCipher, check_request
 from benchmark.federated.identity import Roster, Signer
 from benchmark.federated.messages import open_signed, put_sealed
+from benchmark.federated.partition import load_partition
 from benchmark.federated.sync import StaleModel
 
 
@@ -74,8 +77,21 @@ def _cipher(context: Context) -> InstitutionCipher:
     return InstitutionCipher(institution_name(context), _keys(context), recipient)
 
 
+def _data(context: Context, params: config.Params) -> local.Dataset:
+    """The institution's own data file when its node config names one (``data``: :mod:`~benchmark.federated.partition`;
+    it then reads no other institution's faces), else the data stage's pooled file (the in-process stage)."""
+    if "data" in context.node_config:
+        return _partition(str(context.node_config["data"]))
+    return local.dataset(params)
+
+
+@functools.lru_cache(maxsize=16)
+def _partition(path: str) -> local.Dataset:
+    return load_partition(Path(path))
+
+
 def _own_images(context: Context, params: config.Params) -> tuple[local.Dataset, np.ndarray]:
-    data = local.dataset(params)
+    data = _data(context, params)
     return data, local.institution_images(data, int(context.node_config["partition-id"]), params.federated.images)
 
 
@@ -188,7 +204,7 @@ def make_client_app(mods: list | None = None) -> ClientApp:
         server_round = int(message.content["config"]["round"])
         metrics = {"decrypt_seconds": _apply_sum(message.content, context, params, server_round)}
         if bool(message.content["config"]["evaluate"]):
-            data = local.dataset(params)
+            data = _data(context, params)
             model = local.new_model(params, data.geometry)
             local.load_shared_vector(model, context.state["fb.global"]["vector"].numpy())
             metrics.update(local.verify(model, data))

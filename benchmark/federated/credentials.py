@@ -32,10 +32,13 @@ class Credentials:
     signing_keys: dict[str, Path]
     roster: Path
 
-    def node_config(self, index: int, mode: str) -> dict:
-        """Institution ``index``'s node config for a federation in ``mode``."""
+    def node_config(self, index: int, mode: str, data: Path | None = None) -> dict:
+        """Institution ``index``'s node config for a federation in ``mode``; ``data``: its own data file
+        (:func:`~benchmark.federated.partition.write_partitions`), else it reads the data stage's pooled file."""
         cfg = {"partition-id": index, "num-partitions": self.institutions, "mode": mode,
                "signing-key": str(self.signing_keys[institution_name(index)]), "roster": str(self.roster)}
+        if data is not None:
+            cfg["data"] = str(data)
         if mode != "plaintext":
             cfg["keys"] = str(self.institution_keys)
         if mode == "third_party":

@@ -29,8 +29,10 @@ from pathlib import Path
 import psutil
 
 import benchmark
-from benchmark.config import CkksConfig
+from benchmark.config import Params
+from benchmark.federated import local
 from benchmark.federated.credentials import Credentials, write_credentials
+from benchmark.federated.partition import write_partitions
 from benchmark.federated.tls import write_tls
 from benchmark.federated.wire import CountingRelay
 
@@ -92,11 +94,12 @@ def toml_pairs(config: dict, separator: str) -> str:
 class LocalDeployment:
     """A SuperLink and one SuperNode per institution of ``creds`` on 127.0.0.1, in ``workdir`` (logs, app
     folder, Flower home); each SuperNode gets its institution's node config for ``mode``
-    (:meth:`~benchmark.federated.credentials.Credentials.node_config`)."""
+    (:meth:`~benchmark.federated.credentials.Credentials.node_config`), with its own data file from ``data`` when
+    given (:func:`~benchmark.federated.partition.write_partitions`)."""
 
-    def __init__(self, workdir: Path, creds: Credentials, mode: str) -> None:
+    def __init__(self, workdir: Path, creds: Credentials, mode: str, data: list[Path] | None = None) -> None:
         self.workdir = Path(workdir)
-        self.creds, self.mode = creds, mode
+        self.creds, self.mode, self.data = creds, mode, data
         self.tls = write_tls(self.workdir / "tls", creds.institutions)
         self.port = free_port()
         self.relay: CountingRelay | None = None
@@ -125,7 +128,7 @@ class LocalDeployment:
             self.relay = CountingRelay(self.port).__enter__()
             for i, (private, public) in enumerate(tls.node_keys):
                 self.register(public)
-                node = toml_pairs(self.creds.node_config(i, self.mode), " ")
+                node = toml_pairs(self.creds.node_config(i, self.mode, self.data[i] if self.data else None), " ")
                 args = [self.bin["flower-supernode"], "--root-certificates", str(tls.ca_certificate),
                         "--auth-supernode-private-key", str(private), "--superlink", f"127.0.0.1:{self.relay.port}",
                         "--port", str(free_port()), "--node-config", node]
@@ -212,20 +215,21 @@ def _signal(proc: psutil.Process, sig: int) -> None:
         return
 
 
-def measure(params_file: Path, institutions: int, ckks: CkksConfig, modes: list[str], workdir: Path,
-            timeout: float) -> dict:
-    """Run the federation of ``params_file`` once per mode in deployment mode (``institutions`` SuperNodes, fresh
-    credentials and TLS files under ``workdir``). Returns per mode, per round: ``round_wall_seconds`` (the server's,
+def measure(params_file: Path, params: Params, modes: list[str], workdir: Path, timeout: float) -> dict:
+    """Run the federation of ``params_file`` (``params``) once per mode in deployment mode: one SuperNode per
+    institution, each reading only its own data file, fresh credentials and TLS files under ``workdir``. Returns per mode, per round: ``round_wall_seconds`` (the server's,
     from sending the train messages to the last evaluate reply), ``bytes_on_wire`` (what the relay carried in the
     round both ways, round 1 from the key exchange on), ``payload_bytes`` (the server's count of serialized payloads,
     the in-process stage's ``bytes_on_wire``), ``accuracy``, ``accepted``; and ``run_bytes``, everything the relay
     carried from the first SuperNode's connection to the end (app bundle and heartbeats too)."""
-    out = {}
+    out, institutions = {}, params.data.protocol.institutions
+    data = write_partitions(local.dataset(params), institutions, Path(workdir) / "institutions")
     for mode in modes:
         print(f"deployment: {mode}, {institutions} SuperNodes", flush=True)
         where = Path(workdir) / mode
         where.mkdir(parents=True, exist_ok=True)
-        deployment = LocalDeployment(where, write_credentials(where / "credentials", institutions, ckks), mode)
+        creds = write_credentials(where / "credentials", institutions, params.federated.ckks)
+        deployment = LocalDeployment(where, creds, mode, data)
         history = where / "history.json"
         with deployment:
             deployment.run(params_file, history, timeout)
