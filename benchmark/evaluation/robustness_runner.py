@@ -294,3 +294,9 @@ def transfer_matrix(
             after = t.scores(x_adv.to(t.x.device), np.arange(len(genuine)))
             matrix[source][target] = _finite(attack_success_rate(t.before, after, ones, thresholds[target])["dodging"])
     return matrix
+
+
+def worst_case(evaluation: dict, variant: str, benchmark: str) -> dict | None:
+    """The headline check's entry in evaluation.json (``{variant: {benchmark: {"robustness": ...}}}``): the worst case,
+    its attacks and PGD's figure on the same pairs, at the headline budget; None when there is none."""
+    return evaluation.get(variant, {}).get(benchmark, {}).get("robustness", {}).get(WORST_CASE, {}).get(HEADLINE_EPS)

@@ -13,7 +13,8 @@ name it.
 from __future__ import annotations
 
 from benchmark.evaluation.paired import verdict
-from benchmark.evaluation.robustness_runner import HEADLINE_ATTACK, HEADLINE_EPS, WORST_CASE
+from benchmark.evaluation.robustness_runner import HEADLINE_ATTACK, worst_case
+from benchmark.report.pareto import KNOBS
 
 MASKING_GAP = 0.05  # a worst case this far below PGD's robust accuracy flags gradient masking
 METRIC_WORDS = {"clean": "clean accuracy", "robust": "robust accuracy under PGD-L∞ at 4/255"}
@@ -22,11 +23,6 @@ METRIC_WORDS = {"clean": "clean accuracy", "robust": "robust accuracy under PGD-
 def _acc(evaluation: dict, variant: str, benchmark: str) -> tuple[float, float] | None:
     v = evaluation.get(variant, {}).get(benchmark, {}).get("verification")
     return (v["accuracy_mean"], v["accuracy_std"]) if v else None
-
-
-def worst_case(evaluation: dict, variant: str, benchmark: str) -> dict | None:
-    """The headline check's entry (worst case, its attacks and PGD's figure on the same pairs), or None."""
-    return evaluation.get(variant, {}).get(benchmark, {}).get("robustness", {}).get(WORST_CASE, {}).get(HEADLINE_EPS)
 
 
 def _robust(evaluation: dict, variant: str, benchmark: str) -> float | None:
@@ -149,7 +145,7 @@ def gate_front(pareto: dict) -> list[str]:
                    "the sweep ran with other code or settings, so the front below is the sweep's, not this run's; rerun "
                    "`make gate-sweep`.")
     # this run's own point where it has one, else the sweep's point at this run's setting
-    placed = [r for r in rows if r["variant"] in ("adversarial", "natural_then_at") and
+    placed = [r for r in rows if r["variant"] in KNOBS and
               (r["source"] == "run" or r.get("run_setting"))]
     for r in placed:
         static = next((o for o in rows if o["variant"] == "pgd_at" and o["source"] == r["source"]), None)

@@ -22,7 +22,7 @@ Test pairs only measure: every choice here is made on validation pairs.
 
 from __future__ import annotations
 
-from benchmark.report.findings import worst_case
+from benchmark.evaluation.robustness_runner import worst_case
 from benchmark.report.tuning import mean_score
 
 ADVERSARIAL_VARIANTS = ("adversarial", "pgd_at", "trades", "natural_then_at")
