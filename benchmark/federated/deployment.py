@@ -125,7 +125,7 @@ class LocalDeployment:
                  str(tls.server_certificate), "--ssl-keyfile", str(tls.server_key), "--enable-supernode-auth",
                  "--port", str(self.port), "--disable-runtime-dependency-installation"], "superlink.log"))
             wait_for_port(self.port, 60)
-            self.relay = CountingRelay(self.port).__enter__()
+            self.relay = CountingRelay(self.port).start()
             for i, (private, public) in enumerate(tls.node_keys):
                 self.register(public)
                 node = toml_pairs(self.creds.node_config(i, self.mode, self.data[i] if self.data else None), " ")

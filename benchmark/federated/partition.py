@@ -25,15 +25,15 @@ def institution_subset(data: Dataset, institution: int) -> Dataset:
     train = np.flatnonzero(p.institution == institution)
     if not len(train):
         raise ValueError(f"institution {institution} holds no training image in this data stage's protocol")
-    val = p.val[np.isin(data.labels[p.val], data.labels[train])]
-    keep = np.concatenate([train, val, np.unique(p.pairs)])
+    val, test = p.val[np.isin(data.labels[p.val], data.labels[train])], np.unique(p.pairs)
+    keep = np.concatenate([train, val, test])
     position = np.full(len(data.images), -1, np.int64)
     position[keep] = np.arange(len(keep))
     empty = np.zeros(0, np.int64)
     marks = np.full(len(keep), -1, np.int64)
     marks[position[train]] = institution
     protocol = Protocol(
-        train=position[train], val=position[val], test=position[np.unique(p.pairs)], val_pairs=np.zeros((0, 2), np.int64),
+        train=position[train], val=position[val], test=position[test], val_pairs=np.zeros((0, 2), np.int64),
         val_is_same=empty, labelled=position[np.intersect1d(p.labelled, train)],
         unlabelled=position[np.intersect1d(p.unlabelled, train)], institution=marks, pairs=position[p.pairs],
         is_same=p.is_same, folds=p.folds, gallery=empty, probes=empty, folds_identity_disjoint=p.folds_identity_disjoint)

@@ -31,9 +31,13 @@ class CountingRelay:
         self._open: list[socket.socket] = []
         self._closed = threading.Event()
 
-    def __enter__(self) -> "CountingRelay":
+    def start(self) -> "CountingRelay":
+        """Start relaying in a background thread; returns self."""
         threading.Thread(target=self._accept, daemon=True).start()
         return self
+
+    def __enter__(self) -> "CountingRelay":
+        return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.close()
