@@ -39,6 +39,26 @@ def small_cnn() -> nn.Module:
     ).eval()
 
 
+@pytest.fixture(scope="session")
+def tiny_face_model():
+    """A function (embedding_dim, batchnorm=True) -> a tiny seeded ae_encoder FaceModel on 16 x 16 faces in eval
+    mode; ``batchnorm=False`` swaps every BatchNorm for the identity (a batch's other faces then no longer enter
+    each face's embedding)."""
+    from benchmark.models.face_model import build_face_model
+
+    def build(embedding_dim: int = 16, batchnorm: bool = True):
+        model = build_face_model("ae_encoder", seed=0, embedding_dim=embedding_dim, image_size=16, channels=(16, 32, 32),
+                                 kernel_size=3)
+        if not batchnorm:
+            for parent in list(model.modules()):
+                for name, child in parent.named_children():
+                    if isinstance(child, nn.BatchNorm1d | nn.BatchNorm2d):
+                        setattr(parent, name, nn.Identity())
+        return model.eval()
+
+    return build
+
+
 @pytest.fixture
 def one_thread():
     """One intra-op torch thread: tiny graphs only lose time to thread hand-offs on a loaded 2-core machine."""

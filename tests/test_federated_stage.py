@@ -150,7 +150,9 @@ def test_stage_writes_the_metrics_contract_and_loadable_models(tiny):
     privacy = metrics["privacy"]
     assert privacy["attacked_mode"] == "plaintext" and privacy["psnr_plaintext"] > 0 and 0 <= privacy["reidentified_plaintext"] <= 1
     assert privacy["blind_server"]["context_has_secret_key"] is False and privacy["blind_server"]["decrypted"] is False
-    assert out["privacy"]["reconstructions"].shape == out["privacy"]["originals"].shape
+    assert out["privacy"]["reconstructions"].shape == out["privacy"]["originals"].shape == (8, 3, 32, 32)
+    # the attacked update is a real round of local training: 1 epoch over 4 x 2 faces, AdamW
+    assert (privacy["faces"], privacy["steps"], privacy["batch_size"], privacy["optimizer"]) == (8, 2, 4, "adamw")
     assert metrics["keys"]["blind_server_holds_secret_key"] is False and metrics["keys"]["third_party_holds_secret_key"] is True
 
 

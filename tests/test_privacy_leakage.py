@@ -1,13 +1,17 @@
 """The stage-level privacy evidence: the leakage report on a tiny model and pool, and what an attacker
 holding only a CKKS ciphertext and the public context can do with it (real TenSEAL encryption)."""
 
+import copy
+
 import numpy as np
 import pytest
 import tenseal as ts
+import torch
 
-from benchmark.models.face_model import build_face_model
+from benchmark.models.face_model import to_float_nchw
 from benchmark.models.registry import create_head
 from benchmark.privacy.encrypted import attacker_view
+from benchmark.privacy.inversion import LocalTraining, replay
 from benchmark.privacy.leakage import leakage_report
 from benchmark.privacy.settings import PrivacyConfig
 
@@ -29,40 +33,54 @@ def _pool(identities: int = 3, per_identity: int = 3) -> tuple[np.ndarray, np.nd
     return (np.stack(images) * 255).round().astype(np.uint8), np.array(labels)
 
 
-def _tiny():
-    model = build_face_model("ae_encoder", seed=0, embedding_dim=16, image_size=SIZE, channels=(16, 32, 32), kernel_size=3)
-    return model.eval(), create_head("arcface", embedding_dim=16, num_classes=3, seed=1)
+@pytest.fixture
+def tiny(tiny_face_model):
+    """A tiny FaceModel without BatchNorm (so the attack has something to recover) and an ArcFace head."""
+    return tiny_face_model(16, batchnorm=False), create_head("arcface", embedding_dim=16, num_classes=2, seed=1)
 
 
-def test_leakage_report_measures_a_real_reconstruction():
-    # Prepare
-    model, head = _tiny()
+def _update(model, head, images, indices, classes, training):
+    """The weight change of ``training`` on ``images[indices]`` (the replay, torch's own steps: see the inversion tests)."""
+    x, y = to_float_nchw(images[indices]), torch.as_tensor(classes)
+    return [u.detach() for u in replay(copy.deepcopy(model).train(), copy.deepcopy(head).train(), x, None, y, training)]
+
+
+def test_leakage_report_measures_a_real_reconstruction(tiny):
+    # Prepare: two faces of identities 10 and 11 in one batch, 2 SGD steps
+    model, head = tiny
     images, labels = _pool()
-    cfg = PrivacyConfig(batch_size=2, iterations=300)  # a batch of 1 (of at most 2): the tiny net leaks too little for 2
+    training = LocalTraining("sgd", (0.01, 0.01), 5e-4, batch=2, batches=1)
+    faces, classes = np.array([1, 4]), np.array([0, 1])
+    update = _update(model, head, images, faces, classes, training)
+    cfg = PrivacyConfig(iterations=300)
     # Execute
-    report = leakage_report(model, head, images, labels, np.array([4]), np.array([1]), cfg, seed=0)
+    report = leakage_report(model, update, training, images, labels, faces, cfg, seed=0)
     # Assert
-    assert report["psnr"] > report["psnr_start"] + 6.0 and report["ssim"] > report["ssim_start"]
-    assert report["originals"].shape == report["reconstructions"].shape == (1, 3, SIZE, SIZE)
+    assert report["psnr"] > report["psnr_start"] + 3.0 and report["ssim"] > report["ssim_start"]
+    assert report["originals"].shape == report["reconstructions"].shape == (2, 3, SIZE, SIZE)
     assert report["originals"].dtype == np.float32 and 0 <= report["reconstructions"].min() <= 1
-    assert len(report["psnr_per_image"]) == len(report["reidentified_per_image"]) == 1
-    assert report["reidentified"] in (0.0, 1.0) and report["batch_size"] == 1
+    assert len(report["psnr_per_image"]) == len(report["reidentified_per_image"]) == 2
+    assert 0.0 <= report["reidentified"] <= 1.0 and (report["faces"], report["steps"], report["batch"]) == (2, 2, 2)
     assert set(report["predicted"]) <= {10, 11, 12} and -1.0 <= report["threshold"] <= 1.0
+    paired = {tuple(o.flatten()[:5]) for o in report["originals"]}
+    assert len(paired) == 2  # each reconstruction is paired with its own original
     assert not model.training
 
 
-def test_leakage_report_rejects_bad_batches():
-    model, head = _tiny()
+def test_leakage_report_rejects_bad_batches(tiny):
+    model, head = tiny
     images, labels = _pool()
-    cfg = PrivacyConfig(batch_size=2, iterations=1)
-    with pytest.raises(ValueError, match="batch_size"):
-        leakage_report(model, head, images, labels, np.array([0, 3, 6]), np.array([0, 1, 2]), cfg, seed=0)
-    with pytest.raises(ValueError, match="batch_size"):
-        leakage_report(model, head, images, labels, np.array([], np.int64), np.array([], np.int64), cfg, seed=0)
-    with pytest.raises(ValueError, match="one head class per attacked image"):
-        leakage_report(model, head, images, labels, np.array([0]), np.array([0, 1]), cfg, seed=0)
+    training = LocalTraining("sgd", (0.01,), 0.0, batch=2, batches=1)
+    update = _update(model, head, images, np.array([0, 3]), np.array([0, 1]), training)
+    cfg = PrivacyConfig(iterations=1)
+    with pytest.raises(ValueError, match="must name the 2 faces behind the update"):
+        leakage_report(model, update, training, images, labels, np.array([0, 3, 6]), cfg, seed=0)
+    with pytest.raises(ValueError, match="must name the 2 faces"):
+        leakage_report(model, update, training, images, labels, np.array([0, 99]), cfg, seed=0)
+    with pytest.raises(ValueError, match="must match"):
+        leakage_report(model, update, training, images, labels[:-1], np.array([0, 3]), cfg, seed=0)
     with pytest.raises(ValueError, match=r"identities \[10\] have no other image"):
-        leakage_report(model, head, images[[0, 3, 4]], labels[[0, 3, 4]], np.array([0]), np.array([0]), cfg, seed=0)
+        leakage_report(model, update, training, images[[0, 3, 4]], labels[[0, 3, 4]], np.array([0, 1]), cfg, seed=0)
 
 
 def _ckks():

@@ -8,7 +8,7 @@ import pytest
 from benchmark.config import build
 from benchmark.errors import ConfigError
 from benchmark.privacy.figures import reconstruction_figure
-from benchmark.privacy.metrics import identity_templates, psnr, reidentification, ssim
+from benchmark.privacy.metrics import identity_templates, match_faces, matched_originals, psnr, reidentification, ssim
 from benchmark.privacy.settings import PrivacyConfig
 
 
@@ -122,6 +122,21 @@ def test_privacy_config_is_validated_by_config_build():
     # Assert
     assert (cfg.batch_size, cfg.iterations, cfg.threat) == (4, 50, "known_head")
     with pytest.raises(ConfigError, match="federated.privacy.batch_size"):
-        build(PrivacyConfig, {"batch_size": 9}, "federated.privacy")
+        build(PrivacyConfig, {"batch_size": 1}, "federated.privacy")  # BatchNorm needs 2 faces a step
     with pytest.raises(ConfigError, match="federated.privacy.objective"):
         build(PrivacyConfig, {"objective": "ssim"}, "federated.privacy")
+
+
+def test_each_reconstruction_is_paired_with_the_original_it_shows_mirrored_or_not():
+    # Prepare: three distinct images; the reconstructions are them shuffled, one mirrored left-right, with noise
+    rng = np.random.default_rng(0)
+    originals = rng.random((3, 3, 8, 8))
+    shown = originals[[2, 0, 1]].copy()
+    shown[1] = shown[1][..., ::-1]
+    noisy = np.clip(shown + rng.normal(0, 0.02, shown.shape), 0, 1)
+    # Execute
+    order, flipped = match_faces(originals, noisy)
+    # Assert
+    assert order.tolist() == [2, 0, 1] and flipped.tolist() == [False, True, False]
+    assert np.allclose(matched_originals(originals, order, flipped), shown)
+    assert psnr(matched_originals(originals, order, flipped), noisy).min() > 30

@@ -14,7 +14,7 @@ def reconstruction_figure(
     psnr: Sequence[float],
     ssim: Sequence[float],
     reidentified: Sequence[bool],
-    title: str = "Gradient inversion of one plaintext update",
+    title: str = "Gradient inversion of a shipped update",
 ) -> Figure:
     """Top row the originals, bottom row the reconstructions, each titled with its PSNR (dB), SSIM and
     whether the face recognizer re-identified it. originals, reconstructions: (B, 3, H, W) in [0, 1];

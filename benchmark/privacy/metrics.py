@@ -1,5 +1,7 @@
 """How much a gradient-inversion reconstruction leaks: pure functions of arrays, no I/O.
 
+* Which original a reconstruction shows (:func:`match_faces`): the attack returns its images unordered and
+  cannot tell a face from its mirror image, so each is paired with an original, mirrored or not, one to one.
 * Image fidelity against the originals: PSNR and SSIM per image (scikit-image's
   ``peak_signal_noise_ratio`` and ``structural_similarity``, Wang et al. 2004, on RGB with data range 1).
 * Re-identification: does the face recognizer itself name the reconstruction's identity? The
@@ -14,6 +16,7 @@ Images are float (B, 3, H, W) in [0, 1] (NCHW, as everywhere in the package); em
 from __future__ import annotations
 
 import numpy as np
+from scipy.optimize import linear_sum_assignment
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from benchmark.evaluation.identification import similarity_matrix
@@ -50,6 +53,27 @@ def ssim(originals: np.ndarray, reconstructions: np.ndarray) -> np.ndarray:
     win = min(7, a.shape[1], a.shape[2])
     win -= 1 - win % 2
     return np.array([structural_similarity(x, y, data_range=1.0, channel_axis=-1, win_size=win) for x, y in zip(a, b)])
+
+
+def match_faces(originals: np.ndarray, reconstructions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Which original each reconstruction shows: the one-to-one assignment of reconstructions to originals (both
+    (B, 3, H, W) in [0, 1]) that maximizes the summed PSNR, each original taken as is or mirrored left-right
+    (the attacker learns neither the faces' order nor whether training flipped them). Returns ``order`` (B,) int,
+    the original of each reconstruction, and ``flipped`` (B,) bool; ``originals[order]`` mirrored where
+    ``flipped`` lines up with ``reconstructions``."""
+    a, b = _pairs_hwc(originals, reconstructions)
+    as_is = ((b[:, None] - a[None]) ** 2).mean(axis=(2, 3, 4))
+    mirrored = ((b[:, None] - a[None, :, :, ::-1]) ** 2).mean(axis=(2, 3, 4))
+    mse = np.minimum(as_is, mirrored)
+    rows, order = linear_sum_assignment(np.log10(np.maximum(mse, 1e-20)))
+    return order[np.argsort(rows)], (mirrored < as_is)[rows, order][np.argsort(rows)]
+
+
+def matched_originals(originals: np.ndarray, order: np.ndarray, flipped: np.ndarray) -> np.ndarray:
+    """``originals[order]`` (B, 3, H, W), mirrored left-right where ``flipped`` (see :func:`match_faces`)."""
+    out = np.asarray(originals)[order].copy()
+    out[flipped] = out[flipped][..., ::-1]
+    return out
 
 
 def identity_templates(embeddings: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -14,6 +14,7 @@ on and pick their best epoch by.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -211,10 +212,9 @@ def make_optimizer(params: list[torch.nn.Parameter] | list[dict], cfg: TrainConf
     return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay)
 
 
-def make_schedule(
-    opt: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int
-) -> torch.optim.lr_scheduler.LambdaLR:
-    """Per-step learning-rate factor: cosine from 1 to 0 over max_epochs, or x0.1 at 50% and 75% of them."""
+def lr_factor(cfg: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]:
+    """The learning rate's factor at each optimizer step (0-based): cosine from 1 to 0 over max_epochs, or x0.1 at
+    50% and 75% of them."""
     total = cfg.max_epochs * steps_per_epoch
 
     def factor(step: int) -> float:
@@ -222,4 +222,11 @@ def make_schedule(
             return 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
         return 0.1 ** ((step >= total // 2) + (step >= 3 * total // 4))
 
-    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
+    return factor
+
+
+def make_schedule(
+    opt: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Per-step learning-rate schedule of :func:`lr_factor`."""
+    return torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(cfg, steps_per_epoch))
