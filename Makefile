@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export PYTHONHASHSEED := 0
 
-.PHONY: setup repro test label-study tune gate-sweep fl-deploy seeds clean-reports
+.PHONY: setup repro test label-study tune gate-sweep fl-sweep fl-deploy seeds clean-reports
 
 setup: $(STAMP)
 
@@ -89,6 +89,14 @@ GATE_SWITCHES ?= 0.25,0.5,0.75
 gate-sweep: setup $(DATA_NOTE)
 	dvc repro data
 	facebench gate-sweep --thresholds $(GATE_THRESHOLDS) --switches $(GATE_SWITCHES)
+
+# The federation's server momentum (issue 16), chosen on validation pairs: plaintext FedAvg(M) at each momentum with
+# params.yaml's rounds, and the centralized reference; writes docs/federated_sweep.json (committed) with the choice.
+FL_MOMENTA ?= 0,0.5,0.9,0.95
+
+fl-sweep: setup $(DATA_NOTE)
+	dvc repro data
+	facebench fl-sweep --momenta $(FL_MOMENTA)
 
 # The federation in Flower's deployment mode (issue 16): per mode, a SuperLink and one SuperNode process per institution
 # on this machine (TLS, authenticated SuperNodes, the links through a byte-counting relay) run params.yaml's

@@ -347,6 +347,27 @@ def _fl_deploy(args: argparse.Namespace, params: config.Params) -> None:
     print(f"wrote {out}: {', '.join(result)}")
 
 
+def _fl_sweep(args: argparse.Namespace, params: config.Params) -> None:
+    import datetime
+    import tempfile
+    from pathlib import Path
+
+    from benchmark import io
+    from benchmark.federated.sweep import momentum_sweep
+
+    momenta = _floats("--momenta", args.momenta)
+    if not momenta or not all(0 <= m < 1 for m in momenta):
+        raise ConfigError(f"--momenta {args.momenta!r}: server momenta must be in [0, 1), at least one")
+    manifest = _manifest(params)
+    with tempfile.TemporaryDirectory(prefix="fl-sweep-") as work:
+        result = momentum_sweep(params, momenta, Path(work))
+    io.write_json(Path(args.out), {"command": _command("fl-sweep"), "date": datetime.date.today().isoformat(),
+                                   "data_hashes": {k: manifest["hashes"][k] for k in ("faces_sha256", "protocol_sha256")},
+                                   "federated": config.as_dict(params.federated), **result})
+    print(f"federated.server_momentum: chosen {result['choice']:g} on {result['val_pairs']} validation pairs "
+          f"(params.yaml has {params.federated.server_momentum:g}); wrote {args.out}")
+
+
 def _manifest(params: config.Params) -> dict:
     from pathlib import Path
 
@@ -420,6 +441,7 @@ def main(argv: list[str] | None = None) -> int:
         ("db", _db, "list, show, remove or update the people enrolled in an identity database"),
         ("perf", _perf, "run the speed benchmarks and write reports/perf.json"),
         ("gate-sweep", _gate_sweep, "place the gate's thresholds against natural_then_at, PGD-AT and TRADES on validation pairs"),
+        ("fl-sweep", _fl_sweep, "choose the federation's server momentum on validation pairs (plaintext FedAvg, centralized)"),
         ("fl-deploy", _fl_deploy, "the federation as a SuperLink and SuperNode processes: round wall time, bytes on the wire"),
         ("label-study", _label_study, "supervised-only vs semi-supervised per label fraction and seed, paired tests"),
         ("seeds", _seeds, "collect the runs over training seeds (make seeds) into reports/metrics/seeds.json"),
@@ -460,6 +482,8 @@ def main(argv: list[str] | None = None) -> int:
     commands["gate-sweep"][1].add_argument("--switches", default="0.25,0.5,0.75",
                                            help="natural_then_at's switch points, comma-separated (default: %(default)s)")
     commands["gate-sweep"][1].add_argument("--out", default=None, help="file to write (default: paths.gate_sweep)")
+    commands["fl-sweep"][1].add_argument("--momenta", default="0,0.5,0.9", help="server momenta to try (default: %(default)s)")
+    commands["fl-sweep"][1].add_argument("--out", default="docs/federated_sweep.json", help="file to write (default: %(default)s)")
     commands["fl-deploy"][1].add_argument("--modes", default="third_party,blind", help="modes to run (default: %(default)s)")
     commands["fl-deploy"][1].add_argument("--timeout", type=float, default=3600.0, help="seconds per run (default: %(default)s)")
     commands["fl-deploy"][1].add_argument("--out", default=None,

@@ -303,6 +303,8 @@ class FederatedConfig:
     optimizer: str = _choice("adamw", "adamw", "sgd")
     lr: float = _num(2e-3, 0.0, 10.0, "(]")
     weight_decay: float = _num(5e-4, 0.0, 1.0)
+    server_lr: float = _num(1.0, 0.0, 10.0, "(]")
+    server_momentum: float = _num(0.0, 0.0, 1.0, "[)")
     ckks: CkksConfig = field(default_factory=CkksConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     dp: DPConfig = field(default_factory=DPConfig)

@@ -334,6 +334,23 @@ def test_a_restarted_supernode_is_named_then_gets_the_setup_the_preset_model_and
     assert_all_hold_one_model(states, 3)
 
 
+def test_with_server_momentum_a_restarted_supernode_rebuilds_the_model_and_the_momentum_bit_for_bit(three_rounds, tmp_path):
+    # Prepare: FedAvgM at the institutions (server_lr 1.5, momentum 0.5); institution 1 restarts after round 1
+    params_file, creds = three_rounds
+    raw = yaml.safe_load(params_file.read_text())
+    raw["federated"].update(server_lr=1.5, server_momentum=0.5)
+    momentum_file = tmp_path / "params_momentum.yaml"
+    momentum_file.write_text(yaml.safe_dump(raw))
+    # Execute
+    rows, states = federate_rounds((momentum_file, creds), tmp_path, "blind", [at("evaluate", 1, 1, restart_after)])
+    # Assert: resynced from the preset model and every sum, it holds what the others hold, momentum included
+    assert rows[2]["resynced"] == {"institution 1": {"preset_model": True, "key_exchange": True, "sums": [1, 2]}}
+    assert_all_hold_one_model(states, 3)
+    momenta = [s["fb.momentum"]["vector"].numpy() for s in states]
+    assert all(np.array_equal(m, momenta[0]) for m in momenta) and np.abs(momenta[0]).max() > 0
+    assert all(np.isfinite(r["accuracy"]) for r in rows)
+
+
 def test_an_institution_on_another_models_history_refuses_to_train_naming_both(three_rounds, tmp_path):
     def other_history(context, call_next, message):
         message.content["sync"]["chain"] = sync.next_chain(str(message.content["sync"]["chain"]), "forged")

@@ -5,9 +5,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from flwr.app import Message
 
-from benchmark import config
+from benchmark import cli, config
 from benchmark.data import stage as data_stage
 from benchmark.federated import stage
 from benchmark.federated.server_app import QuorumError
@@ -198,3 +199,24 @@ def test_institutions_keep_their_own_disjoint_identities(tiny):
     labelled = local.institution_images(data, 0, "labelled")
     assert set(labelled) <= set(parts[0]) and set(labelled) <= set(data.protocol.labelled.tolist())
     assert np.array_equal(local.union_images(data, "all"), np.sort(np.concatenate(parts)))
+
+
+def test_the_momentum_sweep_scores_each_momentum_and_the_centralized_reference_on_validation_pairs(tiny, tmp_path, capsys):
+    # Prepare
+    _, params = tiny
+    params_file, out = tmp_path / "params.yaml", tmp_path / "sweep.json"
+    params_file.write_text(yaml.safe_dump(config.as_dict(params)))
+    # Execute
+    code = cli.main(["fl-sweep", "--params", str(params_file), "--momenta", "0,0.9", "--out", str(out)])
+    # Assert
+    assert code == 0
+    sweep = json.loads(out.read_text())
+    rows = sweep["rows"]
+    assert [r["server_momentum"] for r in rows] == [0.0, 0.9] and sweep["val_pairs"] > 0
+    assert all(0.0 <= r["val_accuracy"] <= 1.0 and r["seconds"] > 0 for r in rows)
+    assert 0.0 <= sweep["centralized"]["val_accuracy"] <= 1.0
+    assert sweep["choice"] == max(rows, key=lambda r: (r["val_accuracy"], -r["server_momentum"]))["server_momentum"]
+    assert sweep["federated"]["rounds"] == 2 and sweep["command"].startswith("facebench fl-sweep")
+    assert f"chosen {sweep['choice']:g} on {sweep['val_pairs']} validation pairs" in capsys.readouterr().out
+    assert cli.main(["fl-sweep", "--params", str(params_file), "--momenta", "0,1"]) == 2
+    assert "--momenta '0,1': server momenta must be in [0, 1)" in capsys.readouterr().err

@@ -21,7 +21,8 @@ Messages it answers:
   when ``federated.dp`` is on (:mod:`~benchmark.federated.dp`), packs it with
   its weight (:mod:`~benchmark.federated.aggregation`), checks it is finite, seals and signs it;
 * ``evaluate``: verifies the server's signature on the sealed sum of this round, opens it, unpacks it and
-  applies it to the global network; the institution asked to ``evaluate`` also reports verification on the
+  steps the global network by it (:mod:`~benchmark.federated.server_step`: FedAvg, or FedAvgM with the momentum
+  in ``context.state``); the institution asked to ``evaluate`` also reports verification on the
   test pairs.
 
 The head and the global network stay in the node's ``context.state`` between messages.
@@ -45,6 +46,7 @@ from benchmark.federated.encryption import SERVER, InstitutionCipher, check_requ
 from benchmark.federated.identity import Roster, Signer
 from benchmark.federated.messages import open_signed, put_sealed
 from benchmark.federated.partition import load_partition
+from benchmark.federated.server_step import server_step
 from benchmark.federated.sync import StaleModel
 
 
@@ -113,8 +115,9 @@ def _held(context: Context) -> tuple[int, str]:
 
 
 def _apply_sum(content: RecordDict, context: Context, params: config.Params, server_round: int, slot: str = "") -> float:
-    """Verify the server's signature on round ``server_round``'s sealed sum (under ``slot``), open it and add it to
-    the held global model, which must be the previous round's; returns the seconds spent decrypting."""
+    """Verify the server's signature on round ``server_round``'s sealed sum (under ``slot``), open it and step the
+    held global model, which must be the previous round's, by its mean (:func:`~benchmark.federated.server_step.
+    server_step`: FedAvg, or with ``federated.server_lr``/``server_momentum``); returns the seconds spent decrypting."""
     held, chain = _held(context)
     if held != server_round - 1:
         raise StaleModel(f"{institution_name(context)} holds the model of round {held} (-1: none), so it cannot apply "
@@ -125,7 +128,13 @@ def _apply_sum(content: RecordDict, context: Context, params: config.Params, ser
     total = cipher.open(sealed)
     decrypt_seconds = time.perf_counter() - tick if cipher.keys is not None else 0.0
     update = create_aggregation(params.federated.aggregation).unpack(total, weight, SERVER)
-    context.state["fb.global"] = ArrayRecord({"vector": Array(context.state["fb.global"]["vector"].numpy() + update)})
+    held_momentum = context.state["fb.momentum"]["vector"].numpy() if "fb.momentum" in context.state else None
+    cfg = params.federated
+    weights, momentum = server_step(context.state["fb.global"]["vector"].numpy(), update, held_momentum, cfg.server_lr,
+                                    cfg.server_momentum, local.statistics_mask(params))
+    context.state["fb.global"] = ArrayRecord({"vector": Array(weights)})
+    if momentum is not None:
+        context.state["fb.momentum"] = ArrayRecord({"vector": Array(momentum)})
     context.state["fb.sync"] = ConfigRecord({"round": server_round, "chain": sync.next_chain(chain, sealed.digest)})
     return decrypt_seconds
 
@@ -138,6 +147,8 @@ def _catch_up(content: RecordDict, context: Context, params: config.Params, serv
         _accept_setup(content["keys"], context)
     if "global" in content:
         context.state["fb.global"] = content["global"]
+        if "fb.momentum" in context.state:
+            del context.state["fb.momentum"]
         context.state["fb.sync"] = ConfigRecord({"round": 0, "chain": sync.initial_chain(content["global"]["vector"].numpy())})
     name = institution_name(context)
     if "fb.global" not in context.state or "fb.keys" not in context.state:

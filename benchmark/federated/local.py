@@ -30,7 +30,7 @@ from benchmark.models.registry import create_head
 from benchmark.train.common import TrainConfig
 from benchmark.train.loop import train_supervised
 from benchmark.data.align import Geometry
-from benchmark.data.dataset import Dataset, load_dataset
+from benchmark.data.dataset import Dataset, data_geometry, load_dataset
 from benchmark.train.recipe import build_model, pair_scores, pretrained_cache, train_config
 
 VERIFICATION_KEYS = ("accuracy_mean", "accuracy_std", "auc", "eer", "tar_at_far_1e-2", "tar_at_far_1e-3", "threshold")
@@ -44,6 +44,15 @@ def shared_vector(model: FaceModel) -> np.ndarray:
     """The shared network's floating-point state as one float64 (P,) vector."""
     state = model.state_dict()
     return np.concatenate([state[k].detach().cpu().double().flatten().numpy() for k in _float_keys(model)])
+
+
+@functools.lru_cache(maxsize=2)
+def statistics_mask(params: Params) -> np.ndarray:
+    """(P,) bool over :func:`shared_vector`'s entries: True where they are BatchNorm running statistics (buffers),
+    False where they are trained weights; of the shared network ``params`` describes."""
+    model = new_model(params, data_geometry(params.data))
+    buffers, state = dict(model.named_buffers()), model.state_dict()
+    return np.concatenate([np.full(state[k].numel(), k in buffers) for k in _float_keys(model)])
 
 
 def load_shared_vector(model: FaceModel, vector: np.ndarray) -> None:
