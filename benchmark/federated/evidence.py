@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from collections import Counter
 
 import numpy as np
 
@@ -44,6 +45,21 @@ def _head_over(head: Head, identities: np.ndarray, kept: np.ndarray, fresh: Head
     return fresh
 
 
+def _attacked_faces(labels: np.ndarray, count: int, seed: int) -> np.ndarray:
+    """``count`` sorted indices into ``labels`` (picked by ``seed``), leaving every identity at least one image outside
+    them: the template its reconstructions are re-identified against. ValueError when the pool cannot."""
+    left, chosen = Counter(labels.tolist()), []
+    for i in np.random.default_rng(seed).permutation(len(labels)):
+        if left[labels[i]] > 1:
+            chosen.append(i)
+            left[labels[i]] -= 1
+            if len(chosen) == count:
+                return np.sort(chosen)
+    raise ValueError(f"federated.privacy: batch_size x batches = {count} faces, but institution {INSTITUTION}'s "
+                     f"{len(labels)} images allow only {len(chosen)} with another image of their identity left as a "
+                     "template; attack fewer")
+
+
 def privacy_evidence(params: Params, model: FaceModel, head_state: dict, progress: bool = False) -> dict:
     """Attack the update institution 0 ships after a round of local training on ``privacy.batch_size x
     privacy.batches`` of its faces (picked by seed), from ``model`` (the shared network) and its private head
@@ -57,11 +73,7 @@ def privacy_evidence(params: Params, model: FaceModel, head_state: dict, progres
     data = local.dataset(params)
     pool = local.institution_images(data, INSTITUTION, cfg.images)
     labels = data.labels[pool]
-    count = cfg.privacy.batch_size * cfg.privacy.batches
-    if count >= len(pool):
-        raise ValueError(f"federated.privacy: batch_size x batches = {count} faces, but institution {INSTITUTION} "
-                         f"holds {len(pool)}; attack fewer (the rest serve as re-identification templates)")
-    faces = np.sort(np.random.default_rng(params.seed).choice(len(pool), count, replace=False))
+    faces = _attacked_faces(labels, cfg.privacy.batch_size * cfg.privacy.batches, params.seed)
     identities, kept = np.unique(labels), np.unique(labels[faces])
     head = local.new_head(cfg, labels, params.seed)
     head.load_state_dict(head_state)
