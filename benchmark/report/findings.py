@@ -17,7 +17,8 @@ from benchmark.evaluation.robustness_runner import HEADLINE_ATTACK, worst_case
 from benchmark.report.pareto import KNOBS
 
 MASKING_GAP = 0.05  # a worst case this far below PGD's robust accuracy flags gradient masking
-RECOVERY_DB = 3.0  # PSNR gain over the attack's random start below which it recovered nothing worth the name
+RECOVERY_DB = 3.0  # PSNR gain over the attack's random start below which it recovered no image worth the name
+STRUCTURE_SSIM = 0.03  # SSIM gain over the random start from which a reconstruction carries the faces' structure
 METRIC_WORDS = {"clean": "clean accuracy", "robust": "robust accuracy under PGD-L∞ at 4/255"}
 
 
@@ -203,7 +204,7 @@ def federated(fed: dict | None, decided: list[dict] | None, benchmark: str) -> l
 def inversion(privacy: dict) -> str:
     """The gradient-inversion measurement (federated.json's ``privacy``), its verdict worded from its numbers: faces
     the recognizer re-identifies, images closer to the faces than the random start (by :data:`RECOVERY_DB` or
-    more), or nothing."""
+    more), the faces' structure only (SSIM up by :data:`STRUCTURE_SSIM` or more), or nothing."""
     p = privacy
     text = (f"Gradient inversion ({p['threat']} attacker) of the update institution {p['institution']} ships after a "
             f"round of local training ({p['steps']} {p['optimizer']} step(s) over {p['faces']} of its faces, "
@@ -215,9 +216,13 @@ def inversion(privacy: dict) -> str:
         return text + "It recovers faces the recognizer names: whoever sees an individual update sees its faces."
     if p["psnr_plaintext"] - p["psnr_start"] >= RECOVERY_DB:
         return text + "It recovers images closer to the faces than its random start, none of which the recognizer names."
-    return text + ("It recovers nothing closer to the faces than its random start. That is this attack at these "
-                   "settings, not proof that the update leaks nothing: attacks that also use the update's BatchNorm "
-                   "statistics, or far more iterations, were not run.")
+    untested = (" That is this attack at these settings, not proof that the update leaks nothing: attacks that also use "
+                "the update's BatchNorm statistics, or far more iterations, were not run.")
+    if p["ssim_plaintext"] - p["ssim_start"] >= STRUCTURE_SSIM:
+        return text + ("Pixel for pixel it is no closer to the faces than its random start, but its structure is (SSIM): "
+                       "the reconstructions carry outlines of the faces in noise (see the figure), none of which the "
+                       "recognizer names." + untested)
+    return text + "It recovers nothing closer to the faces than its random start." + untested
 
 
 def robustness(evaluation: dict, benchmark: str) -> list[str]:
