@@ -290,7 +290,7 @@ class FederatedConfig:
 
     modes: str = "third_party-blind-plaintext-centralized"
     aggregation: str = _choice("fedavg", "fedavg", "uniform")
-    rounds: int = _num(2, 1, 1000)
+    rounds: int = _num(4, 1, 1000)
     local_epochs: int = _num(1, 1, 1000)
     min_institutions: int = _num(3, 1, 64)
     images: str = _choice("all", "all", "labelled")
@@ -304,7 +304,7 @@ class FederatedConfig:
     lr: float = _num(2e-3, 0.0, 10.0, "(]")
     weight_decay: float = _num(5e-4, 0.0, 1.0)
     server_lr: float = _num(1.0, 0.0, 10.0, "(]")
-    server_momentum: float = _num(0.0, 0.0, 1.0, "[)")
+    server_momentum: float = _num(0.9, 0.0, 1.0, "[)")
     ckks: CkksConfig = field(default_factory=CkksConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     dp: DPConfig = field(default_factory=DPConfig)
