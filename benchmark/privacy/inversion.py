@@ -49,10 +49,10 @@ from tqdm.auto import tqdm
 
 from benchmark.models.face_model import FaceModel
 from benchmark.privacy.settings import PrivacyConfig
+from benchmark.train.common import SGD_MOMENTUM
 
 OPTIMIZERS = ("adamw", "sgd")
 ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8  # torch.optim.AdamW's defaults, which the local training uses
-SGD_MOMENTUM = 0.9  # Nesterov, as benchmark.train.common.make_optimizer
 MAX_FACES = 512  # the attack's limit on faces in the attacked update
 
 

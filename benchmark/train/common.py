@@ -205,11 +205,14 @@ class IdentityClasses:
             )
 
 
+SGD_MOMENTUM = 0.9  # Nesterov momentum of make_optimizer's SGD
+
+
 def make_optimizer(params: list[torch.nn.Parameter] | list[dict], cfg: TrainConfig) -> torch.optim.Optimizer:
     """AdamW or SGD over ``params``: parameters, or parameter groups (dicts) whose own ``lr`` overrides ``cfg.lr``."""
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=SGD_MOMENTUM, nesterov=True, weight_decay=cfg.weight_decay)
 
 
 def lr_factor(cfg: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]:
